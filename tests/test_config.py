@@ -1,0 +1,62 @@
+import pytest
+
+from db_tf.config import ConfigError, apply_overrides, load_config
+
+
+def test_default_config_has_paper_defaults():
+    cfg = load_config()
+    assert cfg.MODEL.K == 50.0
+    assert cfg.DATA.SHRINK_RATIO == 0.4
+    assert (cfg.DATA.THRESH_MIN, cfg.DATA.THRESH_MAX) == (0.3, 0.7)
+    assert cfg.TRAIN.LR == 0.007 and cfg.TRAIN.MOMENTUM == 0.9 and cfg.TRAIN.WEIGHT_DECAY == 1e-4
+    assert cfg.POSTPROCESS.THRESH == 0.3 and cfg.POSTPROCESS.UNCLIP_RATIO == 1.5
+    assert cfg.DATA.IMAGE_SIZE == 640
+
+
+def test_overrides_are_typed():
+    cfg = load_config(overrides=["TRAIN.EPOCHS=2", "MODEL.BACKBONE=resnet50", "TRAIN.LR=1",
+                                 "DATA.AUG.FLIP=false", "DATA.AUG.SCALE=[1.0, 2.0]"])
+    assert cfg.TRAIN.EPOCHS == 2 and isinstance(cfg.TRAIN.EPOCHS, int)
+    assert cfg.MODEL.BACKBONE == "resnet50"
+    assert cfg.TRAIN.LR == 1.0 and isinstance(cfg.TRAIN.LR, float)
+    assert cfg.DATA.AUG.FLIP is False
+    assert cfg.DATA.AUG.SCALE == [1.0, 2.0]
+
+
+def test_loaded_configs_are_independent():
+    a = load_config(overrides=["TRAIN.EPOCHS=3"])
+    a.DATA.MEAN.append(9.0)
+    b = load_config()
+    assert a.TRAIN.EPOCHS == 3 and b.TRAIN.EPOCHS == 1200
+    assert len(b.DATA.MEAN) == 3
+
+
+@pytest.mark.parametrize("override, words", [
+    ("TRAIN.EPOCS=2", ["unknown config key", "EPOCS", "EPOCHS"]),
+    ("NOPE.X=1", ["unknown config key", "NOPE"]),
+    ("TRAIN.EPOCHS=two", ["TRAIN.EPOCHS", "not a Python literal"]),
+    ("TRAIN.EPOCHS=2.5", ["TRAIN.EPOCHS", "integer"]),
+    ("TRAIN.LR=fast", ["TRAIN.LR"]),
+    ("DATA.AUG.FLIP=3", ["DATA.AUG.FLIP", "True/False"]),
+    ("TRAIN=1", ["section"]),
+    ("TRAIN.EPOCHS", ["KEY=VALUE"]),
+])
+def test_bad_overrides_name_the_key(override, words):
+    cfg = load_config()
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(cfg, [override])
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.py")
+    broken = tmp_path / "broken.py"
+    broken.write_text("cfg = {\n")
+    with pytest.raises(ConfigError, match="broken.py"):
+        load_config(broken)
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(ConfigError, match="no `cfg`"):
+        load_config(empty)
