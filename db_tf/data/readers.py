@@ -1,0 +1,519 @@
+"""Scene-text dataset readers: ground-truth files -> Sample(image path, polygons, ignore flags).
+
+Formats (`spec["format"]`, one entry of cfg.DATA.TRAIN / cfg.DATA.VAL):
+
+  icdar2015    gt_img_N.txt for img_N.jpg. `x1,y1,...,x4,y4,transcription`, UTF-8 with a BOM;
+               only the first 8 fields are coordinates (transcriptions may contain commas);
+               transcription `###` = ignore.
+  msra_td500   X.gt for X.JPG. `index difficult x y w h theta`: rectangle with top-left (x, y)
+               and size (w, h), rotated by theta radians about its centre (x' = cx + dx cos - dy sin,
+               y' = cy + dx sin + dy cos, checked visually on the data); difficult = 1 -> ignore.
+  totaltext    poly_gt_X.txt for X.jpg. `x: [[...]], y: [[...]], ornt: [u'c'], transcriptions:
+               [u'...']`; one record may wrap over several lines; transcription `#` (or ornt `#`)
+               = ignore.
+  ctw1500      NNNN.txt or NNNN.xml for NNNN.jpg. txt: 28 absolute coordinates (14 points), then
+               `####transcription` (`###` after the `####` prefix, or a bare `###`, = ignore); a
+               line of exactly 32 numbers is the original release's form (xmin, ymin, xmax, ymax,
+               then 14 offsets relative to (xmin, ymin)). xml: <box> elements with <segs> (28
+               absolute coordinates) and <label>; label `###` = ignore.
+  polygon_txt  X.txt (or gt_X.txt) for X.<ext>. `x1,y1,...,xn,yn[,transcription]`, n >= 3; the
+               coordinates are the longest even-length run of leading numbers; `###` = ignore.
+  mmocr        one MMOCR textdet JSON in `labels`: {"data_list": [{"img_path", "instances":
+               [{"polygon": [x1, y1, ...] (or "bbox": [x1, y1, x2, y2]), "ignore": bool,
+               "text"?}]}]}; relative img_path is joined to `images` (default: the JSON's folder).
+
+Every reader yields float32 (K, 2) polygons (K >= 3), a bool ignore array and the transcriptions.
+
+Bad input (decided rules; strict=True raises an error naming file and line instead):
+  * unreadable / missing / non-UTF-8 GT file, malformed line or record -> AnnotationError always
+    from read_annotation (we cannot know where that text is); read_dataset then skips the whole
+    sample with a logged warning (strict: re-raises).
+  * polygon with < 3 distinct points, non-finite coordinates, or area < 1 px^2 -> that polygon
+    is dropped with a logged warning (it covers no pixels worth labelling).
+  * self-intersecting polygon -> replaced by its convex hull and marked ignore (logged): the
+    region is masked out of the loss instead of getting a wrong shape.
+  * points outside the image -> kept as they are; the label maps clip to the image (MSRA-TD500
+    has boxes past the border). The reader never opens the image.
+  * images without a GT file and GT files without an image -> logged and skipped (strict: raise).
+  * consecutive duplicate points (and a repeated closing point) are removed silently.
+  Missing / corrupt images are found when decoding: image_io.read_image raises ImageReadError.
+
+Mixing datasets: every Sample carries its dataset's `ratio` (spec["ratio"], default 1) and a
+`dataset` name. `sampling_weights(samples)` gives per-sample probabilities so that dataset d is
+drawn with probability ratio_d / sum(ratios), whatever its size. Optional spec keys: "name", and
+"select": "start:stop" slicing the naturally sorted image list (e.g. "0:900" / "900:1000" for the
+ICDAR 2015 train / validation split img_1..img_900 / img_901..img_1000).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import xml.parsers.expat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+MIN_POLYGON_AREA = 1.0          # px^2; smaller polygons are dropped as degenerate
+FORMATS = ("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt", "mmocr")
+# GT file name(s) for an image stem, in order of preference.
+GT_NAMES = {
+    "icdar2015": ("gt_{stem}.txt",),
+    "msra_td500": ("{stem}.gt",),
+    "totaltext": ("poly_gt_{stem}.txt",),
+    "ctw1500": ("{stem}.txt", "{stem}.xml"),
+    "polygon_txt": ("{stem}.txt", "gt_{stem}.txt"),
+}
+
+
+@dataclass
+class Sample:
+    """One training image and its texts. polygons: float32 (K, 2) (x, y); ignore: bool (n,)."""
+    image_path: str
+    polygons: list
+    ignore: np.ndarray
+    texts: list
+    dataset: str = ""
+    ratio: float = 1.0
+
+
+class AnnotationError(ValueError):
+    """A ground-truth file, or a line / record of one, that cannot be used."""
+
+    def __init__(self, path, line, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+# ----------------------------------------------------------------------------- polygon checks
+def _check_polygon(points, path, line, strict):
+    """Validate one parsed polygon: (float32 polygon or None to drop, force_ignore)."""
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+
+    def reject(reason):
+        if strict:
+            raise AnnotationError(path, line, reason)
+        log.warning("%s:%s: %s; polygon dropped", path, line, reason)
+        return None, False
+
+    if not np.all(np.isfinite(points)):
+        return reject("non-finite coordinate")
+    keep = np.any(points != np.roll(points, 1, axis=0), axis=1)    # drop repeats, incl. closing point
+    points = points[keep] if keep.any() else points[:1]
+    if len(points) < 3:
+        return reject(f"polygon has {len(points)} distinct point(s), needs at least 3")
+    shape = shapely.polygons(points)
+    if not shapely.is_valid(shape):
+        if strict:
+            raise AnnotationError(path, line, "self-intersecting polygon")
+        hull = shapely.convex_hull(shape)
+        if not isinstance(hull, shapely.Polygon) or hull.area < MIN_POLYGON_AREA:
+            return reject("self-intersecting polygon with zero area")
+        log.warning("%s:%s: self-intersecting polygon; replaced by its convex hull and ignored", path, line)
+        return np.asarray(hull.exterior.coords, np.float32)[:-1], True
+    if shape.area < MIN_POLYGON_AREA:
+        return reject(f"polygon area {shape.area:.3g} px^2 is below {MIN_POLYGON_AREA} (zero area)")
+    return points.astype(np.float32), False
+
+
+class _Collector:
+    """Accumulates checked polygons of one GT file."""
+
+    def __init__(self, path, strict):
+        self.path, self.strict = path, strict
+        self.polygons, self.ignore, self.texts = [], [], []
+
+    def add(self, points, ignored, text, line):
+        polygon, force_ignore = _check_polygon(points, self.path, line, self.strict)
+        if polygon is not None:
+            self.polygons.append(polygon)
+            self.ignore.append(bool(ignored or force_ignore))
+            self.texts.append(text)
+
+    def result(self):
+        return self.polygons, np.asarray(self.ignore, bool), self.texts
+
+
+# ----------------------------------------------------------------------------- file helpers
+def _read_text(path) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise AnnotationError(path, None, "ground-truth file not found") from None
+    except OSError as err:
+        raise AnnotationError(path, None, f"cannot read ground-truth file ({err.strerror or err})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise AnnotationError(path, line, f"not valid UTF-8 (byte {err.start})") from None
+
+
+def _lines(path):
+    """(line number, stripped line) for every non-blank line."""
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        line = line.strip()
+        if line:
+            yield number, line
+
+
+def _floats(fields, path, line, what="coordinate"):
+    try:
+        values = [float(v) for v in fields]
+    except ValueError:
+        raise AnnotationError(path, line, f"non-numeric {what} in {fields!r}") from None
+    return values
+
+
+def _leading_numbers(fields) -> int:
+    count = 0
+    for value in fields:
+        try:
+            float(value)
+        except ValueError:
+            break
+        count += 1
+    return count
+
+
+# ----------------------------------------------------------------------------- per-format parsers
+def _parse_icdar2015(path, strict):
+    out = _Collector(path, strict)
+    for number, line in _lines(path):
+        fields = line.split(",")
+        if len(fields) < 8:
+            raise AnnotationError(path, number, f"expected 8 coordinates and a transcription, got {line!r}")
+        coords = _floats(fields[:8], path, number)
+        text = ",".join(fields[8:])
+        out.add(np.reshape(coords, (4, 2)), text == "###", text, number)
+    return out.result()
+
+
+def msra_rectangle(x, y, w, h, theta) -> np.ndarray:
+    """Corners of the MSRA-TD500 box: (x, y, w, h) rotated by theta (radians) about its centre."""
+    cx, cy = x + w / 2.0, y + h / 2.0
+    corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64) - (cx, cy)
+    c, s = math.cos(theta), math.sin(theta)
+    return corners @ np.array([[c, s], [-s, c]]) + (cx, cy)
+
+
+def _parse_msra_td500(path, strict):
+    out = _Collector(path, strict)
+    for number, line in _lines(path):
+        fields = line.split()
+        if len(fields) != 7:
+            raise AnnotationError(path, number, f"expected 'index difficult x y w h theta', got {line!r}")
+        _, difficult, x, y, w, h, theta = _floats(fields, path, number, "field")
+        if difficult not in (0.0, 1.0):
+            raise AnnotationError(path, number, f"difficult flag must be 0 or 1, got {fields[1]!r}")
+        out.add(msra_rectangle(x, y, w, h, theta), difficult == 1.0, "", number)
+    return out.result()
+
+
+_TOTALTEXT_RECORD = re.compile(
+    r"x:\s*\[\[(?P<x>[^\]]*)\]\]\s*,\s*y:\s*\[\[(?P<y>[^\]]*)\]\]\s*,\s*"
+    r"ornt:\s*\[(?P<ornt>[^\]]*)\]\s*,\s*transcriptions:\s*\[(?P<text>.*)\]\s*$", re.DOTALL)
+_QUOTED = re.compile(r"""^u?(['"])(.*)\1$""", re.DOTALL)
+_NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+
+
+def _totaltext_records(path):
+    """(first line number, record text): a record starts at 'x:' and may wrap over lines."""
+    start, parts = None, []
+    for number, line in _lines(path):
+        if line.startswith("x:") and parts:
+            yield start, " ".join(parts)
+            parts = []
+        if not parts:
+            if not line.startswith("x:"):
+                raise AnnotationError(path, number, f"expected a record starting with 'x:', got {line!r}")
+            start = number
+        parts.append(line)
+    if parts:
+        yield start, " ".join(parts)
+
+
+def _unquote(value):
+    value = value.strip()
+    match = _QUOTED.match(value)
+    return match.group(2) if match else value
+
+
+def _parse_totaltext(path, strict):
+    out = _Collector(path, strict)
+    for number, record in _totaltext_records(path):
+        match = _TOTALTEXT_RECORD.match(record)
+        if not match:
+            raise AnnotationError(path, number, f"malformed Total-Text record {record[:80]!r}")
+        xs = [float(v) for v in _NUMBER.findall(match["x"])]
+        ys = [float(v) for v in _NUMBER.findall(match["y"])]
+        if len(xs) != len(ys):
+            raise AnnotationError(path, number, f"{len(xs)} x values but {len(ys)} y values")
+        text = _unquote(match["text"]) if match["text"].strip() else "#"
+        ignored = text == "#" or _unquote(match["ornt"]) == "#"
+        out.add(np.stack([xs, ys], axis=1) if xs else np.zeros((0, 2)), ignored, text, number)
+    return out.result()
+
+
+def _ctw1500_text(rest):
+    text = ",".join(rest)
+    if text.startswith("####"):
+        text = text[4:]
+    return text, text == "###"
+
+
+def _parse_ctw1500_txt(path, strict):
+    out = _Collector(path, strict)
+    for number, line in _lines(path):
+        fields = line.split(",")
+        count = _leading_numbers(fields)
+        values = _floats(fields[:count], path, number)
+        if count == 32 and len(fields) == 32:           # original release: box + relative offsets
+            points = np.reshape(values[4:], (14, 2)) + values[:2]
+            text, ignored = "", False
+        elif count == 28:
+            points = np.reshape(values, (14, 2))
+            text, ignored = _ctw1500_text(fields[28:])
+        else:
+            raise AnnotationError(path, number, f"expected 28 coordinates (or the 32-value form), got {count}")
+        out.add(points, ignored, text, number)
+    return out.result()
+
+
+def _parse_ctw1500_xml(path, strict):
+    """<box> elements with <segs> (28 absolute values) and <label>; expat keeps line numbers."""
+    boxes, current, stack = [], None, []
+    parser = xml.parsers.expat.ParserCreate()
+
+    def start(name, _attrs):
+        nonlocal current
+        stack.append(name)
+        if name == "box":
+            current = {"line": parser.CurrentLineNumber, "segs": None, "label": ""}
+        elif current is not None and name in ("segs", "label"):
+            current[name] = ""
+
+    def end(name):
+        nonlocal current
+        stack.pop()
+        if name == "box" and current is not None:
+            boxes.append(current)
+            current = None
+
+    def text(data):
+        if current is not None and stack and stack[-1] in ("segs", "label"):
+            current[stack[-1]] += data
+
+    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = start, end, text
+    try:
+        parser.Parse(_read_text(path).encode("utf-8"), True)
+    except xml.parsers.expat.ExpatError as err:
+        raise AnnotationError(path, err.lineno, f"malformed XML ({xml.parsers.expat.errors.messages[err.code]})") from None
+    out = _Collector(path, strict)
+    for box in boxes:
+        if box["segs"] is None:
+            raise AnnotationError(path, box["line"], "<box> without <segs>")
+        fields = [v for v in re.split(r"[,\s]+", box["segs"].strip()) if v]
+        if len(fields) % 2 or len(fields) < 6:
+            raise AnnotationError(path, box["line"], f"<segs> needs an even number (>= 6) of values, got {len(fields)}")
+        label = box["label"].strip()
+        out.add(np.reshape(_floats(fields, path, box["line"]), (-1, 2)), label == "###", label, box["line"])
+    return out.result()
+
+
+def _parse_ctw1500(path, strict):
+    if str(path).lower().endswith(".xml"):
+        return _parse_ctw1500_xml(path, strict)
+    return _parse_ctw1500_txt(path, strict)
+
+
+def _parse_polygon_txt(path, strict):
+    out = _Collector(path, strict)
+    for number, line in _lines(path):
+        fields = [f.strip() for f in line.split(",")]
+        count = _leading_numbers(fields)
+        count -= count % 2                               # an odd trailing number is the transcription
+        if count < 6:
+            raise AnnotationError(path, number, f"expected at least 3 (x, y) pairs, got {line!r}")
+        text = ",".join(fields[count:])
+        out.add(np.reshape(_floats(fields[:count], path, number), (-1, 2)), text == "###", text, number)
+    return out.result()
+
+
+PARSERS = {
+    "icdar2015": _parse_icdar2015,
+    "msra_td500": _parse_msra_td500,
+    "totaltext": _parse_totaltext,
+    "ctw1500": _parse_ctw1500,
+    "polygon_txt": _parse_polygon_txt,
+}
+
+
+def read_annotation(path, fmt, strict=False):
+    """Parse ONE per-image GT file -> (polygons float32 (K, 2), ignore bool (n,), texts).
+
+    Raises AnnotationError (file:line: reason) for an unreadable file or a malformed line in
+    either mode; geometric problems raise only when strict (see the module docstring).
+    """
+    if fmt not in PARSERS:
+        raise ValueError(f"unknown per-image GT format {fmt!r}; expected one of {sorted(PARSERS)}")
+    return PARSERS[fmt](os.fspath(path), strict)
+
+
+# ----------------------------------------------------------------------------- MMOCR JSON
+def read_mmocr_json(json_path, images_dir=None, strict=False, dataset="", ratio=1.0) -> list[Sample]:
+    """Samples of an MMOCR textdet JSON; a bad entry is skipped with a warning (strict: raised)."""
+    json_path = os.fspath(json_path)
+    try:
+        content = json.loads(_read_text(json_path))
+    except json.JSONDecodeError as err:
+        raise AnnotationError(json_path, err.lineno, f"malformed JSON ({err.msg})") from None
+    if not isinstance(content, dict) or not isinstance(content.get("data_list"), list):
+        raise AnnotationError(json_path, None, "no 'data_list' list at the top level")
+    images_dir = images_dir or os.path.dirname(json_path)
+    samples = []
+    for index, entry in enumerate(content["data_list"]):
+        try:
+            samples.append(_mmocr_sample(entry, index, json_path, images_dir, strict, dataset, ratio))
+        except AnnotationError as err:
+            if strict:
+                raise
+            log.warning("%s; sample skipped", err)
+    return samples
+
+
+def _mmocr_sample(entry, index, json_path, images_dir, strict, dataset, ratio):
+    where = f"data_list[{index}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("img_path"), str):
+        raise AnnotationError(json_path, None, f"{where}: missing 'img_path'")
+    image_path = os.path.join(images_dir, entry["img_path"])
+    if not os.path.isfile(image_path):
+        raise AnnotationError(json_path, None, f"{where}: image {image_path} not found")
+    out = _Collector(json_path, strict)
+    for j, instance in enumerate(entry.get("instances", [])):
+        place = f"{where} ({entry['img_path']}) instances[{j}]"
+        if not isinstance(instance, dict):
+            raise AnnotationError(json_path, None, f"{place}: not an object")
+        if instance.get("polygon") is not None:
+            values = instance["polygon"]
+        elif instance.get("bbox") is not None and len(instance["bbox"]) == 4:
+            x1, y1, x2, y2 = instance["bbox"]
+            values = [x1, y1, x2, y1, x2, y2, x1, y2]
+        else:
+            raise AnnotationError(json_path, None, f"{place}: no 'polygon' or 'bbox'")
+        if not isinstance(values, list) or len(values) % 2:
+            raise AnnotationError(json_path, None, f"{place}: 'polygon' must be a flat list of x, y pairs")
+        try:
+            points = np.asarray(values, np.float64).reshape(-1, 2)
+        except (TypeError, ValueError):
+            raise AnnotationError(json_path, None, f"{place}: non-numeric polygon") from None
+        out.add(points, bool(instance.get("ignore", False)), str(instance.get("text", "")), place)
+    polygons, ignore, texts = out.result()
+    return Sample(image_path, polygons, ignore, texts, dataset, ratio)
+
+
+# ----------------------------------------------------------------------------- datasets
+def natural_key(name: str):
+    """Sort key putting img_2 before img_10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _select(items, select):
+    if not select:
+        return items
+    match = re.fullmatch(r"\s*(-?\d*)\s*:\s*(-?\d*)\s*", str(select))
+    if not match:
+        raise ValueError(f"'select' must look like 'start:stop', got {select!r}")
+    start, stop = (int(v) if v else None for v in match.groups())
+    return items[start:stop]
+
+
+def _report(folder, problem, names, strict):
+    if not names:
+        return
+    message = f"{problem} ({len(names)}): {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}"
+    if strict:
+        raise AnnotationError(folder, None, message)
+    log.warning("%s: %s; skipped", folder, message)
+
+
+def _pair_images(fmt, images_dir, labels_dir, strict, select):
+    """[(image path, GT path)] by the format's naming convention; mismatches reported."""
+    images = sorted((p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                    key=lambda p: natural_key(p.name))
+    images = _select(images, select)
+    label_files = {p.name: p for p in Path(labels_dir).iterdir() if p.is_file()}
+    pairs, no_gt, used = [], [], set()
+    for image in images:
+        names = [pattern.format(stem=image.stem) for pattern in GT_NAMES[fmt]]
+        found = next((label_files[n] for n in names if n in label_files), None)
+        if found is None:
+            no_gt.append(f"{image.name} (expected {' or '.join(names)})")
+        else:
+            pairs.append((str(image), str(found)))
+            used.add(found.name)
+    _report(images_dir, f"images without a ground-truth file in {labels_dir}", no_gt, strict)
+    if not select:
+        label_suffixes = {Path(pattern).suffix for pattern in GT_NAMES[fmt]}
+        orphans = sorted((n for n, p in label_files.items() if p.suffix in label_suffixes and n not in used),
+                         key=natural_key)
+        _report(labels_dir, f"ground-truth files without an image in {images_dir}", orphans, strict)
+    return pairs
+
+
+def read_dataset(spec: dict, strict=False) -> list[Sample]:
+    """All samples of one dataset spec {"format", "images", "labels", "ratio", ["name", "select"]}."""
+    fmt = spec.get("format")
+    if fmt not in FORMATS:
+        raise ValueError(f"dataset format {fmt!r} unknown; expected one of {list(FORMATS)}")
+    images, labels = spec.get("images") or "", spec.get("labels") or ""
+    ratio = float(spec.get("ratio", 1.0))
+    if not ratio > 0:
+        raise ValueError(f"dataset ratio must be > 0, got {ratio} in {spec}")
+    name = spec.get("name") or f"{fmt}:{images or labels}"
+    if fmt == "mmocr":
+        if not os.path.isfile(labels):
+            raise ValueError(f"mmocr dataset: 'labels' must be the JSON file, {labels!r} is not a file")
+        return _select(read_mmocr_json(labels, images or None, strict, name, ratio), spec.get("select"))
+    for key, folder in (("images", images), ("labels", labels)):
+        if not os.path.isdir(folder):
+            raise ValueError(f"{fmt} dataset: {key!r} folder {folder!r} does not exist")
+    samples = []
+    for image_path, gt_path in _pair_images(fmt, images, labels, strict, spec.get("select")):
+        try:
+            polygons, ignore, texts = read_annotation(gt_path, fmt, strict)
+        except AnnotationError as err:
+            if strict:
+                raise
+            log.warning("%s; sample %s skipped", err, image_path)
+            continue
+        samples.append(Sample(image_path, polygons, ignore, texts, name, ratio))
+    return samples
+
+
+def read_datasets(specs, strict=False) -> list[Sample]:
+    """Concatenation of read_dataset over cfg.DATA.TRAIN-like specs (use sampling_weights to mix)."""
+    samples = []
+    for spec in specs:
+        samples.extend(read_dataset(spec, strict))
+    return samples
+
+
+def sampling_weights(samples) -> np.ndarray:
+    """Per-sample probabilities: dataset d gets ratio_d / sum(ratios) of the draws, spread evenly."""
+    if not samples:
+        return np.zeros(0)
+    counts, ratios = {}, {}
+    for s in samples:
+        counts[s.dataset] = counts.get(s.dataset, 0) + 1
+        ratios[s.dataset] = s.ratio
+    total = sum(ratios.values())
+    return np.array([ratios[s.dataset] / total / counts[s.dataset] for s in samples])

@@ -1,0 +1,253 @@
+"""TextDetector: the Python API for detecting text with a DBNet.
+
+    from db_tf import TextDetector
+    detector = TextDetector.from_pretrained("ppocrv4_mobile")     # or TextDetector(weights="run.weights.h5")
+    result = detector.detect("photo.jpg")                         # numpy RGB uint8 image, path, or a list
+    for polygon, score in zip(result.polygons, result.scores): ...
+
+One call: read -> resize (db_tf.preprocess) -> normalise -> pad the images of a batch to a common size ->
+one forward pass -> post-process each image's valid map region (db_tf.postprocess) -> coordinates in the
+original image. Settings not given explicitly come from the pretrained model's metadata, then from the
+defaults (those of db_config.py).
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from db_tf import postprocess as post
+from db_tf import preprocess as pre
+
+POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode", "dilate",
+                    "max_candidates")
+PREPROCESS_KEYS = ("short_side", "max_side", "size", "mean", "std", "channel_order")
+DEFAULTS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5, "poly_unclip_ratio": 2.0, "polygon": False,
+            "score_mode": "fast", "dilate": False, "max_candidates": 1000, "short_side": 736, "max_side": 2560,
+            "size": None, "mean": list(pre.IMAGENET_MEAN), "std": list(pre.IMAGENET_STD), "channel_order": "RGB"}
+# db_config.py key -> TextDetector setting
+CONFIG_KEYS = {"POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_thresh",
+               "POSTPROCESS.UNCLIP_RATIO": "unclip_ratio", "POSTPROCESS.POLY_UNCLIP_RATIO": "poly_unclip_ratio",
+               "POSTPROCESS.POLYGON": "polygon", "POSTPROCESS.SCORE_MODE": "score_mode",
+               "POSTPROCESS.DILATE": "dilate", "POSTPROCESS.MAX_CANDIDATES": "max_candidates",
+               "POSTPROCESS.SHORT_SIDE": "short_side", "POSTPROCESS.MAX_SIDE": "max_side",
+               "DATA.MEAN": "mean", "DATA.STD": "std", "DATA.CHANNEL_ORDER": "channel_order"}
+
+
+@dataclass
+class Detections:
+    """Detections in one image: polygons (float32 (K, 2), integer-valued x, y; boxes have K = 4, clockwise
+    from top-left), their scores (mean probability) and the image size (height, width)."""
+    polygons: list
+    scores: np.ndarray
+    image_size: tuple
+    extras: dict = field(default_factory=dict, repr=False)  # e.g. "maps" when asked for
+
+    def __len__(self):
+        return len(self.polygons)
+
+    def to_icdar(self):
+        """ICDAR 2015 result lines: integer x1,y1,...,xn,yn (no score)."""
+        return "".join(",".join(str(int(v)) for v in p.reshape(-1)) + "\n" for p in self.polygons)
+
+    def to_txt(self):
+        """Lines x1,y1,...,xn,yn,score."""
+        return "".join(",".join(str(int(v)) for v in p.reshape(-1)) + f",{s:.4f}\n"
+                       for p, s in zip(self.polygons, self.scores))
+
+    def to_json(self):
+        return {"height": int(self.image_size[0]), "width": int(self.image_size[1]),
+                "polygons": [p.astype(int).tolist() for p in self.polygons],
+                "scores": [round(float(s), 4) for s in self.scores]}
+
+
+class TextDetector:
+    """Detect text with a DBNet.
+
+    weights: a pretrained name ("ppocrv4_mobile"), a metadata .json, or a .weights.h5 (a .json beside it
+        supplies architecture and settings; otherwise the architecture is ``model_config``, default the
+        MODEL section of db_config.py). None: the default pretrained model.
+    model: an already built model instead of weights: ``model(images, training=False)`` -> (N, H, W, 1)
+        probabilities and ``model(images, training=False, return_maps=True)`` -> dict with "probability",
+        "threshold", "binary" (the DBNet contract).
+    Other keyword arguments override post-processing (``POSTPROCESS_KEYS``; ``unclip_ratio`` is box mode's,
+    ``poly_unclip_ratio`` polygon mode's) and preprocessing (``PREPROCESS_KEYS``) settings; ``batch_size``
+    bounds how many images share one forward pass.
+    """
+
+    def __init__(self, weights=None, *, model=None, model_config=None, batch_size=4, **settings):
+        unknown = set(settings) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown TextDetector settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        meta = {}
+        if model is None:
+            model, meta = _load_model(weights, model_config)
+        self.model = model
+        self.meta = meta
+        self.settings = dict(DEFAULTS)
+        self.settings.update(meta.get("preprocess", {}))
+        self.settings.update(meta.get("postprocess", {}))
+        self.settings.update({k: v for k, v in settings.items() if v is not None})
+        if self.settings["score_mode"] not in post.SCORE_MODES:
+            raise ValueError(f"score_mode must be one of {post.SCORE_MODES}, got {self.settings['score_mode']!r}")
+        self.batch_size = max(1, int(batch_size))
+        self._forward = _compiled_forward(model)
+
+    @classmethod
+    def from_pretrained(cls, name, **kwargs):
+        return cls(weights=name, **kwargs)
+
+    @classmethod
+    def from_config(cls, cfg, weights=None, explicit_keys=(), **kwargs):
+        """Detector for the scripts: weights (default cfg.MODEL.WEIGHTS, cfg.MODEL.NAME, then the default
+        pretrained model) and settings from a db_config ``cfg``.
+
+        Weights without metadata (a bare .weights.h5) take the architecture and every setting from cfg. A
+        pretrained model's metadata (preprocessing such as BGR order, thresholds) replaces cfg's values,
+        except the keys in ``explicit_keys`` (e.g. those given with --set). kwargs override everything.
+        """
+        from db_tf import pretrained
+
+        weights = weights or cfg.MODEL.WEIGHTS or cfg.MODEL.NAME or None
+        bare = weights is not None and str(weights).endswith(pretrained.WEIGHTS_SUFFIX) \
+            and pretrained.metadata_beside(weights) is None
+        settings = {}
+        for dotted, name in CONFIG_KEYS.items():
+            if bare or dotted in explicit_keys:
+                section, key = dotted.split(".")
+                settings[name] = cfg[section][key]
+        settings.update({k: v for k, v in kwargs.items() if k in DEFAULTS and v is not None})
+        extra = {k: v for k, v in kwargs.items() if k not in DEFAULTS}
+        return cls(weights=weights, model_config=cfg.MODEL, **settings, **extra)
+
+    # ------------------------------------------------------------------------------------ public API
+    def detect(self, images, return_maps=False, **overrides):
+        """Detections for one image (numpy RGB uint8 or a path) or a list of them (-> list of Detections).
+
+        overrides: post-processing settings for this call only (e.g. polygon=True, box_thresh=0.5).
+        return_maps: also run the threshold branch and put the maps (probability, threshold, binary; each
+        (h, w) float32 at network resolution, padding removed) in ``result.extras["maps"]``.
+        """
+        single = _is_single(images)
+        batch = [images] if single else list(images)
+        results = []
+        for start in range(0, len(batch), self.batch_size):
+            chunk = [_load(item) for item in batch[start:start + self.batch_size]]
+            maps = self.predict_maps(chunk, return_maps=return_maps)
+            for image_maps, image in zip(maps, chunk):
+                result = self.postprocess(image_maps, image.shape[:2], **overrides)
+                if return_maps:
+                    result.extras["maps"] = image_maps
+                results.append(result)
+        return results[0] if single else results
+
+    def predict_maps(self, images, return_maps=False):
+        """Network maps for a list of RGB uint8 images: one dict per image with "probability" (and with
+        return_maps "threshold", "binary"), each (h, w) float32 over the valid (unpadded) region.
+        Empty images (0 pixels) get empty maps without a forward pass."""
+        prepared, where = [], []
+        for index, image in enumerate(images):
+            if image.size == 0:
+                continue
+            resized, _ = pre.resize_for_inference(image, self.settings["short_side"], self.settings["max_side"],
+                                                  self.settings["size"])
+            prepared.append(pre.normalize(resized, self.settings["mean"], self.settings["std"],
+                                          self.settings["channel_order"]))
+            where.append(index)
+        out = [{"probability": np.zeros((0, 0), np.float32)} for _ in images]
+        if not prepared:
+            return out
+        batch, valid_sizes = pre.pad_batch(prepared)
+        outputs = self._forward(batch, return_maps)
+        for index, (vh, vw), row in zip(where, valid_sizes, range(len(prepared))):
+            out[index] = {key: np.asarray(value[row, :vh, :vw, 0], np.float32) for key, value in outputs.items()}
+        return out
+
+    def postprocess(self, maps, image_size, **overrides):
+        """Detections from one image's maps (as from predict_maps) for an image of size (height, width)."""
+        unknown = set(overrides) - set(POSTPROCESS_KEYS)
+        if unknown:
+            raise TypeError(f"unknown post-processing settings {sorted(unknown)}; known: {POSTPROCESS_KEYS}")
+        params = {k: self.settings[k] for k in POSTPROCESS_KEYS}
+        params.update(overrides)
+        poly_ratio = params.pop("poly_unclip_ratio")
+        if params["polygon"]:
+            params["unclip_ratio"] = poly_ratio
+        probability = maps["probability"] if isinstance(maps, dict) else maps
+        height, width = int(image_size[0]), int(image_size[1])
+        if probability.size == 0 or height == 0 or width == 0:
+            return Detections([], np.zeros(0, np.float32), (height, width))
+        polygons, scores = post.postprocess(probability, (height, width), **params)
+        return Detections(polygons, scores, (height, width))
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _is_single(images):
+    if isinstance(images, (str, Path)):
+        return True
+    return isinstance(images, np.ndarray) and images.ndim in (2, 3)
+
+
+def _load(item):
+    """A path -> decoded RGB uint8; an array -> checked RGB uint8 (grayscale / RGBA converted)."""
+    if isinstance(item, (str, Path)):
+        from db_tf.data.image_io import read_image
+        return read_image(item)
+    return pre.to_rgb_uint8(item)
+
+
+def _load_model(weights, model_config):
+    from db_tf import pretrained
+
+    if weights is None:
+        weights = pretrained.default_model()
+    text = str(weights)
+    if text.endswith(pretrained.WEIGHTS_SUFFIX) and pretrained.metadata_beside(text) is None:
+        if not Path(text).is_file():
+            raise pretrained.PretrainedError(f"weights file not found: {text}")
+        from db_tf.models import build_model  # plain Keras weights: the architecture comes from the config
+        if model_config is None:
+            from db_tf.config import load_config
+            model_config = load_config().MODEL
+        return pretrained.load_weights(build_model(model_config), text), {}
+    return pretrained.load_pretrained(weights)
+
+
+def _compiled_forward(model):
+    """batch (N, H, W, 3) float32 -> dict of (N, H, W, 1) numpy maps.
+
+    A Keras model runs inside one tf.function with dynamic spatial dimensions: every image size reuses
+    the same graph (no retracing per size). Other callables (e.g. test doubles) are called as they are.
+    """
+    plain = getattr(model, "__call__")
+    compiled = {}
+    try:
+        import keras
+        is_keras = isinstance(model, keras.Model)
+    except ImportError:  # pragma: no cover - keras is a dependency
+        is_keras = False
+    if is_keras:
+        import tensorflow as tf
+        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+
+        def probability(images):
+            return model(images, training=False)
+
+        def all_maps(images):
+            return model(images, training=False, return_maps=True)
+
+        # autograph off: the model's Python branches depend on static arguments only
+        compiled[False] = tf.function(probability, input_signature=spec, autograph=False)
+        compiled[True] = tf.function(all_maps, input_signature=spec, autograph=False)
+
+    def forward(batch, return_maps):
+        call = compiled.get(return_maps)
+        if call is None:
+            result = plain(batch, training=False, return_maps=True) if return_maps else plain(batch, training=False)
+        else:
+            result = call(batch)
+        if isinstance(result, dict):
+            keys = ("probability", "threshold", "binary") if return_maps else ("probability",)
+            return {k: np.asarray(result[k]) for k in keys if k in result}
+        return {"probability": np.asarray(result)}
+
+    return forward

@@ -1,0 +1,208 @@
+"""DBNet / DBNet++ (Liao et al., AAAI 2020 / TPAMI 2022) as a Keras 3 model with its own train step.
+
+    images -> backbone [C2..C5] -> neck (FPN, or ASF for DBNet++) -> head -> P (probability), T (threshold)
+    approximate binary map  B = 1 / (1 + exp(-k (P - T))) = sigmoid(k (P - T)),  k = 50
+
+In inference (training=False, return_maps=False) the model returns only P and the threshold branch
+is not run, as in the official code. Training (or return_maps=True) returns a dict with "logits"
+(pre-sigmoid P, for a stable BCE), "probability", "threshold", "binary" and "binary_logits"
+(k (P - T), for the paper's BCE-on-B loss variant). All outputs are float32, also under mixed
+precision.
+
+Input: float32 images already normalised (db_tf/preprocess.py), H and W multiples of 32; any such
+size works with one model (spatial dimensions are dynamic).
+
+Training with `model.fit`: `model.compile(optimizer=..., loss=DBLoss(...))` and batches
+`(images, {"gt", "mask", "thresh_map", "thresh_mask"})`. The train step skips non-finite updates
+and works under tf.distribute and mixed precision: see `train_step`.
+"""
+import keras
+import tensorflow as tf
+from keras import ops
+
+from db_tf.losses import DBLoss
+from db_tf.models.backbones import BACKBONES
+from db_tf.models.head import DBHead
+from db_tf.models.necks import NECKS
+
+LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
+STRIDE = 32
+
+
+class DBNet(keras.Model):
+    """Backbone + neck + DB head.
+
+    backbone: a key of BACKBONES ("resnet18", "resnet34", "resnet50", "keras_resnet50", ...)
+    neck: a key of NECKS ("fpn" = DBNet, "asf" = DBNet++); inner_channels: its width (256 officially)
+    head_channels: head mid channels (default: neck width // 4); head_batch_norm: see DBHead
+    k: amplifying factor of the approximate binarization
+    backbone_weights: passed to the backbone builder (None, "imagenet" for keras_resnet50, or a path)
+    """
+
+    def __init__(self, backbone="resnet18", neck="fpn", inner_channels=256, head_channels=None, k=50.0,
+                 backbone_weights=None, head_batch_norm=True, name="dbnet", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(sorted(BACKBONES))}")
+        if neck not in NECKS:
+            raise ValueError(f"unknown neck {neck!r}; known: {', '.join(sorted(NECKS))}")
+        self.backbone_name = backbone
+        self.neck_name = neck
+        self.inner_channels = inner_channels
+        self.head_channels = head_channels
+        self.k = float(k)
+        self.backbone_weights = backbone_weights or None
+        self.head_batch_norm = head_batch_norm
+
+        self.backbone = BACKBONES[backbone](weights=self.backbone_weights, name=backbone)
+        self.neck = NECKS[neck](inner_channels=inner_channels, name="neck")
+        self.head = DBHead(mid_channels=head_channels, batch_norm=head_batch_norm, name="head")
+        self.db_loss = None
+        self.loss_trackers = {key: keras.metrics.Mean(name=key) for key in LOSS_KEYS}
+        self.build((None, None, None, 3))
+
+    def build(self, input_shape):
+        # Build every branch explicitly: Keras' default build would trace only the inference path
+        # and leave the threshold branch without weights.
+        feature_shapes = [tuple(t.shape) for t in self.backbone.outputs]
+        self.neck.build(feature_shapes)
+        self.head.build(self.neck.compute_output_shape(feature_shapes))
+        self.built = True
+
+    def call(self, images, training=None, return_maps=False):
+        _check_input_shape(images.shape)
+        features = self.backbone(images, training=training)
+        fused = self.neck(features, training=training)
+        want_maps = bool(training) or return_maps
+        logits, threshold = self.head(fused, training=training, with_threshold=want_maps)
+        probability = ops.sigmoid(logits)
+        if not want_maps:
+            return probability
+        # sigmoid(k (P - T)) is the paper's 1 / (1 + exp(-k (P - T))) without exp overflow.
+        binary_logits = self.k * (probability - threshold)
+        return {"logits": logits, "probability": probability, "threshold": threshold,
+                "binary": ops.sigmoid(binary_logits), "binary_logits": binary_logits}
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "backbone": self.backbone_name,
+                "neck": self.neck_name, "inner_channels": self.inner_channels, "head_channels": self.head_channels,
+                "k": self.k, "backbone_weights": self.backbone_weights, "head_batch_norm": self.head_batch_norm}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ------------------------------------------------------------------ training
+
+    def compile(self, optimizer="sgd", loss=None, **kwargs):
+        """Keras compile; `loss` is a DBLoss (default DBLoss()). Loss scaling for mixed_float16 is automatic."""
+        if loss is not None and not isinstance(loss, DBLoss):
+            raise TypeError(f"DBNet.compile expects loss=DBLoss(...), got {type(loss).__name__}")
+        for key in ("metrics", "loss_weights", "weighted_metrics"):
+            if kwargs.get(key):
+                raise ValueError(f"DBNet.compile does not use {key}=; the train step reports the DB loss terms")
+        self.db_loss = loss or DBLoss()
+        super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers.values())
+
+    def train_step(self, data):
+        """One step; skips the update (weights, BN statistics, optimizer state) when anything is non-finite.
+
+        Under tf.distribute each replica's loss is divided by the number of replicas: the optimizer
+        SUMS replica gradients, so the update is the gradient of the mean over replicas. That equals a
+        single-replica step on the global batch for equal-sized shards of identical statistics; the
+        DB loss terms are ratios over the (replica) batch, so in general it is their replica average.
+        """
+        images, labels = data
+        variables = self.trainable_variables
+        if not self.optimizer.built:  # must not happen inside the tf.cond below
+            self.optimizer.build(variables)
+        # BN moving statistics are updated by the forward pass: keep a copy to undo a non-finite step.
+        statistics = [tf.identity(v.value) for v in self.non_trainable_variables]
+        with tf.GradientTape() as tape:
+            outputs = self(images, training=True)
+            losses = self.db_loss(labels, outputs)
+            # Replica gradients are summed: divide so the update is that of the replica-mean loss.
+            loss = losses["total_loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+            loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, identity otherwise
+        gradients = tape.gradient(loss, variables)
+        finite = self._all_replicas_finite(losses["total_loss"], gradients)
+        self._update_or_restore(finite, gradients, variables, statistics)
+        return self._report(losses, finite)
+
+    def test_step(self, data):
+        images, labels = data
+        outputs = self(images, training=False, return_maps=True)
+        losses = self.db_loss(labels, outputs)
+        return self._report(losses, _all_finite([losses["total_loss"]]))
+
+    def _report(self, losses, finite):
+        # Non-finite values are left out of the running means so one bad batch does not poison an epoch.
+        weight = ops.cast(finite, "float32")
+        for key, tracker in self.loss_trackers.items():
+            tracker.update_state(ops.where(finite, losses[key], 0.0), sample_weight=weight)
+        logs = {key: tracker.result() for key, tracker in self.loss_trackers.items()}
+        logs["nonfinite"] = 1.0 - weight
+        return logs
+
+    def _uses_loss_scaling(self):
+        return isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def _all_replicas_finite(self, loss, gradients):
+        """True when the loss and the gradients are finite on EVERY replica (so all replicas agree)."""
+        # With loss scaling, overflowing gradients are routine: the LossScaleOptimizer skips those
+        # steps itself and lowers the scale, so only the loss decides here.
+        finite = _all_finite([loss] if self._uses_loss_scaling() else [loss, *gradients])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            bad = context.all_reduce(tf.distribute.ReduceOp.SUM, ops.cast(ops.logical_not(finite), "float32"))
+            finite = ops.equal(bad, 0.0)
+        return finite
+
+    def _update_or_restore(self, finite, gradients, variables, statistics):
+        """tf.cond(finite, apply the gradients, restore the BN statistics), graph- and tf.distribute-safe."""
+        moving = self.non_trainable_variables
+
+        def update():
+            self.optimizer.apply(gradients, variables)
+
+        def restore():
+            for variable, value in zip(moving, statistics):
+                variable.assign(value)
+
+        if not tf.distribute.has_strategy() or tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, update, restore)
+            return
+
+        # Strategies such as MirroredStrategy apply updates through merge_call, which must not sit in a
+        # cond inside a replica: branch in the cross-replica context instead (as LossScaleOptimizer does).
+        def cross_replica(strategy, finite, gradients, statistics):
+            finite = strategy.experimental_local_results(finite)[0]  # identical on all replicas
+
+            def update_all():
+                strategy.extended.call_for_each_replica(self.optimizer.apply, args=(gradients, variables))
+
+            def restore_all():
+                for variable, value in zip(moving, statistics):
+                    strategy.extended.update(variable, lambda v, x: v.assign(x), args=(value,), group=False)
+
+            tf.cond(finite, update_all, restore_all)
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, gradients, statistics))
+
+
+def _all_finite(tensors):
+    return ops.all(ops.stack([ops.all(ops.isfinite(t)) for t in tensors if t is not None]))
+
+
+def _check_input_shape(shape):
+    """Clear errors for the mistakes that would otherwise fail deep inside the FPN additions."""
+    if len(shape) != 4 or (shape[-1] is not None and shape[-1] != 3):
+        raise ValueError(f"DBNet expects images of shape (N, H, W, 3), got {tuple(shape)}")
+    for side in shape[1:3]:
+        if side is not None and side % STRIDE:
+            raise ValueError(f"DBNet needs H and W multiples of {STRIDE} (resize or pad the image), "
+                             f"got {tuple(shape[1:3])}")

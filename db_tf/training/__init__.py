@@ -1,0 +1,1 @@
+"""Training machinery around DBNet.fit: optimizer + schedule, distribution, checkpoints, callbacks, --init."""

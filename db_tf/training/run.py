@@ -1,0 +1,370 @@
+"""One training run: config -> model, optimizer, data, callbacks -> `model.fit` -> checkpoints and exports.
+
+`train.py` is the command line around `train()`. What happens, in order:
+
+1. the distribution strategy is created first (MultiWorkerMirroredStrategy must exist before any TF op);
+2. the run directory is read: a usable checkpoint there means RESUME (weights, optimizer state, step, epoch
+   and data position), otherwise a fresh start; RUN_DIR/run.json fixes a run's architecture and
+   preprocessing at its first start, so a resumed run rebuilds the same model whatever the current config;
+3. the model: cfg.MODEL.NAME (a shipped preset) or `--init X.json` / `--init NAME` builds the preset's
+   architecture and starts from its weights, and the preset's preprocessing (channel order, mean, std)
+   REPLACES cfg.DATA's for training, validation and the exports (logged); otherwise build_model(cfg.MODEL),
+   optionally with `--init X.weights.h5` (matching arrays loaded, the rest reported);
+4. `model.fit` with the model's own train_step, the Keras progress bar and our callbacks. A run resumed in
+   the middle of an epoch needs two fit calls (the rest of that epoch, then the following epochs): fit
+   cannot start an epoch part-way, and each call builds its dataset at the right data position;
+5. at the end: a checkpoint, and `final.weights.h5` + `final.json` (and `best.*` whenever validation
+   improved) in the pretrained schema, so inference.py / export.py can use the run directly.
+"""
+import copy
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from db_tf.data.pipeline import build_dataset, steps_per_epoch as pipeline_steps_per_epoch
+from db_tf.training import strategy as dist
+from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState, StepCounter, StopControl,
+                                      TensorBoardLogger, Validator)
+from db_tf.training.checkpoints import CheckpointManager, export_pretrained
+from db_tf.training.init_weights import format_report, load_matching_weights
+from db_tf.training.optim import build_optimizer, current_lr, describe as describe_optimizer
+
+RUN_FILE = "run.json"
+MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16")
+MODEL_KWARG_KEYS = ("backbone", "neck", "inner_channels", "head_channels", "k", "head_batch_norm")
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or had to stop; the message says why and what to do."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    start_step: int
+    step: int
+    completed: bool
+    stop_reason: str
+    failed: bool
+    best_hmean: float
+
+
+def log(message):
+    print(f"[train] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- model
+def model_kwargs_from_config(model_cfg):
+    return {"backbone": model_cfg.BACKBONE, "neck": model_cfg.NECK, "inner_channels": int(model_cfg.INNER_CHANNELS),
+            "head_channels": None, "k": float(model_cfg.K), "head_batch_norm": True}
+
+
+def config_preprocess(data_cfg):
+    return {"channel_order": data_cfg.CHANNEL_ORDER, "mean": list(data_cfg.MEAN), "std": list(data_cfg.STD)}
+
+
+def plan_model(cfg, init):
+    """Decide architecture, preprocessing and initial weights for a FRESH run.
+
+    Returns (model_kwargs, preprocess, init_weights_path or None, description).
+    """
+    preset = cfg.MODEL.NAME or (init if init and not str(init).endswith(".weights.h5") else "")
+    if preset:
+        from db_tf import pretrained
+
+        json_path = pretrained.resolve(preset)
+        meta = pretrained.read_metadata(json_path)
+        kwargs = {key: meta["model"][key] for key in meta["model"] if key != "backbone_weights"}
+        preprocess = {key: meta["preprocess"][key] for key in ("channel_order", "mean", "std")}
+        why = f"MODEL.NAME={cfg.MODEL.NAME!r}" if cfg.MODEL.NAME else f"--init {init}"
+        return kwargs, preprocess, pretrained.weights_path(json_path), f"preset {meta['name']} ({why}, {json_path})"
+    kwargs = model_kwargs_from_config(cfg.MODEL)
+    init_path = init or cfg.MODEL.WEIGHTS or None
+    return kwargs, config_preprocess(cfg.DATA), init_path, "built from cfg.MODEL"
+
+
+def build_dbnet(kwargs, backbone_weights=None):
+    from db_tf.models import DBNet
+
+    return DBNet(**kwargs, backbone_weights=backbone_weights)
+
+
+def export_kwargs(model_kwargs):
+    return {key: model_kwargs[key] for key in MODEL_KWARG_KEYS if key in model_kwargs}
+
+
+# ---------------------------------------------------------------------------------------------- data
+def train_dataset(cfg, start_step, input_context=None):
+    """The training batches of global steps start_step, start_step + 1, ... (exactly those an
+    uninterrupted run would see: the pipeline is a pure function of the data position)."""
+    return build_dataset(cfg, "train", input_context=input_context, start_step=start_step)
+
+
+def make_denormalize(preprocess):
+    mean = np.asarray(preprocess["mean"], np.float32)
+    std = np.asarray(preprocess["std"], np.float32)
+    bgr = str(preprocess["channel_order"]).upper() == "BGR"
+
+    def denormalize(images):
+        rgb = np.clip(images * std + mean, 0.0, 1.0)
+        return rgb[..., ::-1] if bgr else rgb
+
+    return denormalize
+
+
+def make_evaluator(cfg, preprocess):
+    """evaluate(model) -> P/R/hmean on cfg.DATA.VAL with TextDetector and the ICDAR 2015 protocol."""
+    from db_tf import metrics, postprocess
+    from db_tf.data.pipeline import evaluation_samples
+    from db_tf.detector import TextDetector
+
+    samples = evaluation_samples(cfg)  # file datasets of DATA.VAL (synthetic ones have no files to detect on)
+    if not samples:
+        return None, 0
+    settings = dict(postprocess.params_from_config(cfg.POSTPROCESS), short_side=cfg.POSTPROCESS.SHORT_SIDE,
+                    max_side=cfg.POSTPROCESS.MAX_SIDE, **preprocess)
+    detectors = {}
+
+    def evaluate(model):
+        if id(model) not in detectors:  # one TextDetector per model: its forward pass is traced once
+            detectors[id(model)] = TextDetector(model=model, **settings)
+        detector = detectors[id(model)]
+        results = []
+        for start in range(0, len(samples), 8):
+            chunk = samples[start:start + 8]
+            for sample, found in zip(chunk, detector.detect([s.image_path for s in chunk])):
+                results.append(metrics.evaluate_image(sample.polygons, sample.ignore, found.polygons))
+        return metrics.combine(results)
+
+    return evaluate, len(samples)
+
+
+# ---------------------------------------------------------------------------------------------- run file
+def read_run_file(run_dir):
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise TrainingError(f"{path}: unreadable ({exc}); delete it only if you mean to start the run over") from None
+
+
+def write_run_file(run_dir, data):
+    path = Path(run_dir) / RUN_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _config_differences(old, new, prefix=""):
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- train
+def check_config(cfg):
+    train = cfg.TRAIN
+    problems = []
+    if train.EPOCHS < 1:
+        problems.append(f"TRAIN.EPOCHS must be >= 1, got {train.EPOCHS}")
+    if train.BATCH_SIZE < 1:
+        problems.append(f"TRAIN.BATCH_SIZE must be >= 1, got {train.BATCH_SIZE}")
+    if train.STEPS_PER_EPOCH < 0:
+        problems.append(f"TRAIN.STEPS_PER_EPOCH must be >= 0, got {train.STEPS_PER_EPOCH}")
+    if train.MIXED_PRECISION not in MIXED_PRECISION:
+        problems.append(f"TRAIN.MIXED_PRECISION must be one of {MIXED_PRECISION}, got {train.MIXED_PRECISION!r}")
+    if cfg.DATA.IMAGE_SIZE % 32:
+        problems.append(f"DATA.IMAGE_SIZE must be a multiple of 32, got {cfg.DATA.IMAGE_SIZE}")
+    if problems:
+        raise TrainingError("bad training config: " + "; ".join(problems))
+
+
+def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=None, verbose=None,
+          log=log):
+    """Train (or resume) the run described by cfg; see the module docstring. Returns a RunResult."""
+    cfg = copy.deepcopy(cfg)
+    check_config(cfg)
+    strategy = dist.make_strategy(devices)                        # before any other TF op
+    chief = dist.is_chief()
+    if not chief:
+        worker = dist.worker_index()
+        log = (lambda inner: (lambda message: inner(f"(worker {worker}) {message}")))(log)
+    if cfg.TRAIN.MIXED_PRECISION:
+        import keras
+        keras.mixed_precision.set_global_policy(cfg.TRAIN.MIXED_PRECISION)
+
+    run_dir = Path(resume or cfg.TRAIN.RUN_DIR)
+    manager = CheckpointManager(run_dir / "checkpoints", keep=cfg.TRAIN.KEEP_CHECKPOINTS, write=chief, log=log)
+    has_checkpoint = bool(manager.list())
+    if resume and not has_checkpoint:
+        raise TrainingError(f"--resume {resume}: no checkpoint in {run_dir / 'checkpoints'}")
+
+    # Architecture + preprocessing: fixed by run.json once a run exists.
+    run_file = read_run_file(run_dir)
+    if run_file and has_checkpoint:
+        model_kwargs, preprocess = run_file["model"], run_file["preprocess"]
+        init_path, origin = None, f"as recorded in {run_dir / RUN_FILE}"
+        changed = _config_differences(run_file.get("config", {}), json.loads(json.dumps(cfg, default=str)))
+        if changed:
+            log("config differs from the run's first start (the recorded model and preprocessing are kept): "
+                + "; ".join(changed[:12]) + (" ..." if len(changed) > 12 else ""))
+    else:
+        model_kwargs, preprocess, init_path, origin = plan_model(cfg, init)
+    if preprocess != config_preprocess(cfg.DATA):
+        log(f"preprocessing for this model overrides cfg.DATA: channel order {preprocess['channel_order']}, "
+            f"mean {preprocess['mean']}, std {preprocess['std']} (cfg.DATA had {config_preprocess(cfg.DATA)})")
+    cfg.DATA.CHANNEL_ORDER, cfg.DATA.MEAN, cfg.DATA.STD = (preprocess["channel_order"], list(preprocess["mean"]),
+                                                            list(preprocess["std"]))
+
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.TRAIN.BATCH_SIZE * replicas
+    steps_per_epoch = pipeline_steps_per_epoch(cfg, replicas)
+    total_steps = cfg.TRAIN.EPOCHS * steps_per_epoch
+    log(f"run directory {run_dir}; model {origin}: {model_kwargs}")
+    log(dist.describe(strategy, cfg.TRAIN.BATCH_SIZE))
+    log(f"{cfg.TRAIN.EPOCHS} epochs x {steps_per_epoch} steps = {total_steps} steps; data: "
+        + (f"{len(cfg.DATA.TRAIN)} dataset(s)" if cfg.DATA.TRAIN else "synthetic text (DATA.TRAIN is empty)")
+        + f", {cfg.DATA.IMAGE_SIZE}x{cfg.DATA.IMAGE_SIZE} crops")
+    log(describe_optimizer(cfg.TRAIN, total_steps)
+        + (f"; {cfg.TRAIN.MIXED_PRECISION}" if cfg.TRAIN.MIXED_PRECISION else ""))
+
+    from db_tf.losses import build_loss
+
+    # ImageNet backbone weights only matter for a fresh, non-preset start (a checkpoint or preset replaces them).
+    fresh_start = not has_checkpoint and not cfg.MODEL.NAME
+    with strategy.scope():
+        model = build_dbnet(model_kwargs, backbone_weights=(cfg.MODEL.BACKBONE_WEIGHTS or None) if fresh_start else None)
+        model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS))
+        model.optimizer.build(model.trainable_variables)
+
+    state = RunState(steps_per_epoch=steps_per_epoch, global_batch=global_batch)
+    restored_dir, saved = (manager.restore(model) if has_checkpoint else (None, None))
+    if restored_dir is not None:
+        state.restore(saved)
+        if saved.get("global_batch", global_batch) != global_batch:
+            log(f"warning: the global batch changed ({saved['global_batch']} -> {global_batch}); the data "
+                f"position continues in batches, the schedule in optimizer updates")
+        log(f"resumed from {restored_dir}: step {state.step} (epoch {state.epoch}, batch {state.step_in_epoch} "
+            f"of {steps_per_epoch}), optimizer iterations {int(model.optimizer.iterations.numpy())}, "
+            f"lr {current_lr(model.optimizer):.10g}")
+    else:
+        if has_checkpoint:
+            raise TrainingError(f"{run_dir / 'checkpoints'} has checkpoints but none could be loaded (see above); "
+                                f"move them away to start over")
+        if init_path:
+            report = load_matching_weights(model, init_path)
+            for line in format_report(report, init_path):
+                log(line)
+            if not report["loaded"]:
+                raise TrainingError(f"--init {init_path}: no weight array matched this model")
+        if chief:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_file(run_dir, {"model": model_kwargs, "preprocess": preprocess, "init": str(init_path or ""),
+                                     "config": json.loads(json.dumps(cfg, default=str)), "started": time.time()})
+        log(f"starting from step 0, lr {current_lr(model.optimizer):.10g}")
+
+    start_step = state.step
+    if start_step >= total_steps:
+        log(f"nothing to do: step {start_step} >= {total_steps} planned steps (raise TRAIN.EPOCHS to continue)")
+        return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
+
+    callbacks = _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, start_step, max_steps,
+                           time_limit, log)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+
+    def data_from(step):
+        return dist.distribute_dataset(strategy, lambda context: train_dataset(cfg, step, context))
+
+    # The validation LOSS is Keras' own (test_step on DATA.VAL at IMAGE_SIZE, every VAL_EVERY epochs; it runs
+    # on every worker, as tf.distribute needs); precision / recall / hmean come from the Validator callback.
+    validation = dict(validation_data=build_dataset(cfg, "val"), validation_freq=cfg.TRAIN.VAL_EVERY) \
+        if cfg.DATA.VAL else {}
+    if state.step_in_epoch:   # finish the interrupted epoch first (see the module docstring)
+        log(f"finishing epoch {state.epoch + 1}: batches {state.step_in_epoch + 1}..{steps_per_epoch}")
+        model.fit(data_from(state.step), epochs=state.epoch + 1, initial_epoch=state.epoch,
+                  steps_per_epoch=steps_per_epoch - state.step_in_epoch, callbacks=callbacks, verbose=verbose,
+                  **validation)
+    if not model.stop_training and state.step < total_steps:
+        model.fit(data_from(state.step), epochs=cfg.TRAIN.EPOCHS, initial_epoch=state.epoch,
+                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, **validation)
+    return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
+
+
+def _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, start_step, max_steps,
+               time_limit, log):
+    deadline = time.time() + 60.0 * time_limit if time_limit else None
+    if deadline and "TF_CONFIG" in os.environ:
+        log("warning: --time-limit is ignored in multi-worker runs (workers must stop at the same step)")
+        deadline = None
+    max_step = start_step + max_steps if max_steps else None
+    stop = StopControl(state, max_step=max_step, deadline=deadline)
+    signal.signal(signal.SIGINT, stop._on_sigterm)  # first Ctrl-C: stop cleanly after this step
+
+    def on_best(model, state):
+        _export(model, state, cfg, run_dir, "best", model_kwargs, preprocess, log)
+
+    callbacks = [StepCounter(state), NonFiniteGuard(state, cfg.TRAIN.MAX_NAN_STEPS, log=log), stop]
+    if cfg.DATA.VAL and chief:
+        evaluate, count = make_evaluator(cfg, preprocess)
+        if evaluate is None:
+            log("DATA.VAL has no image files (synthetic only): validation loss only, no precision/recall/hmean")
+        else:
+            log(f"validation every {cfg.TRAIN.VAL_EVERY} epoch(s): detection on {count} images of DATA.VAL")
+            callbacks.append(Validator(state, evaluate, cfg.TRAIN.VAL_EVERY, log=log))
+    if chief:
+        probe_images, probe_labels = None, None
+        if cfg.TRAIN.IMAGE_EVERY > 0:
+            probe_images, probe_labels = next(iter(train_dataset(cfg, 0).take(1)))
+            probe_labels = {key: value.numpy() for key, value in probe_labels.items()}
+        callbacks.append(TensorBoardLogger(state, run_dir / "logs", cfg.TRAIN.LOG_EVERY, cfg.TRAIN.IMAGE_EVERY,
+                                           probe_images, probe_labels, make_denormalize(preprocess),
+                                           log=None if sys.stdout.isatty() else log))
+    callbacks.append(CheckpointSaver(state, manager, cfg.TRAIN.CHECKPOINT_EVERY, on_best=on_best if chief else None,
+                                     log=log))
+    return callbacks
+
+
+def _export(model, state, cfg, run_dir, name, model_kwargs, preprocess, log):
+    done = state.step >= cfg.TRAIN.EPOCHS * state.steps_per_epoch
+    source = (f"db-tf train.py run {run_dir}: step {state.step}, epoch {state.epoch}"
+              f"{'' if done else ' (training not finished)'}; data: "
+              + (", ".join(str(spec.get("images", spec)) for spec in cfg.DATA.TRAIN) or "synthetic text")
+              + (f"; val hmean {state.best_hmean:.4f}" if name == "best" else ""))
+    path = export_pretrained(
+        model, run_dir, name, export_kwargs(model_kwargs),
+        dict(preprocess, short_side=cfg.POSTPROCESS.SHORT_SIDE, max_side=cfg.POSTPROCESS.MAX_SIDE),
+        {"thresh": cfg.POSTPROCESS.THRESH, "box_thresh": cfg.POSTPROCESS.BOX_THRESH,
+         "unclip_ratio": cfg.POSTPROCESS.UNCLIP_RATIO},
+        source, "weights trained with db-tf (Apache-2.0 code); the training data's terms apply to them")
+    log(f"exported {path} + {path.with_name(name + '.weights.h5').name}")
+
+
+def _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log):
+    if state.failed:
+        log(state.stop_reason)
+    elif state.stop_reason:
+        log(f"stopped: {state.stop_reason}; rerun the same command to continue")
+    if chief and not state.failed:
+        _export(model, state, cfg, run_dir, "final", model_kwargs, preprocess, log)
+    completed = state.step >= total_steps
+    if completed:
+        log(f"training finished at step {state.step}"
+            + (f"; best val hmean {state.best_hmean:.4f} at step {state.best_step}" if state.best_step >= 0 else ""))
+    return RunResult(run_dir=run_dir, start_step=start_step, step=state.step, completed=completed,
+                     stop_reason=state.stop_reason, failed=state.failed, best_hmean=state.best_hmean)

@@ -1,0 +1,61 @@
+"""Choosing the tf.distribute strategy and the global batch.
+
+* TF_CONFIG set           -> MultiWorkerMirroredStrategy (one process per machine, all its GPUs).
+* one or more local GPUs  -> MirroredStrategy over all of them.
+* CPU only                -> the default strategy (one replica); a MirroredStrategy over one CPU would only
+                             add overhead. `devices=` forces a MirroredStrategy over the named devices (tests
+                             use it with logical CPU devices).
+
+Batch and learning rate: cfg.TRAIN.BATCH_SIZE is PER REPLICA, so the global batch is BATCH_SIZE x replicas.
+Every replica computes the DB loss on its own part of the batch and the gradients are averaged (Keras divides
+each replica's loss by the replica count and the optimizer sums the gradients), so one step on R replicas
+equals one step on one device with the global batch, up to two batch-coupled parts of DBNet: BatchNorm
+statistics (per replica, as in the official code's DataParallel without SyncBN) and the loss' hard-negative
+mining and Dice sums (per replica here; over the whole batch in the official code, which gathers the outputs).
+The learning rate is NOT rescaled automatically. The official recipe is lr 0.007 for a global batch of 16;
+with a different global batch the linear scaling rule (lr x global_batch / 16) is a common starting point:
+set TRAIN.LR yourself.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+
+def make_strategy(devices=None):
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if devices:
+        return tf.distribute.MirroredStrategy(devices=list(devices))
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy(devices=[gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
+def is_chief():
+    """True for the process that writes checkpoints, summaries and exports (worker 0, or a single process)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if not task:
+        return True
+    return task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                           and "chief" not in config.get("cluster", {}))
+
+
+def worker_index():
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return int(task.get("index", 0))
+
+
+def describe(strategy, per_replica_batch):
+    replicas = strategy.num_replicas_in_sync
+    return (f"distribution: {type(strategy).__name__} with {replicas} replica(s); global batch "
+            f"{per_replica_batch} x {replicas} = {per_replica_batch * replicas} (LR not rescaled)")
+
+
+def distribute_dataset(strategy, dataset_fn):
+    """dataset_fn(input_context or None) -> per-replica-batched tf.data.Dataset; distributed when needed."""
+    if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return dataset_fn(None)
+    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,0 +1,232 @@
+"""Score text detections with the ICDAR 2015 Challenge 4 IoU protocol (db_tf/metrics.py).
+
+    python evaluate.py --pred outputs/ --gt gts/ [--gt-format icdar2015]        # detection files vs GT
+    python evaluate.py --images imgs/ --gt gts/ --weights W [--sweep]           # run a model, then score it
+
+--pred: one file per image, as inference.py writes them (``res_<stem>.txt``, ``<stem>.txt`` or
+``<stem>.json``; lines ``x1,y1,...,xn,yn[,score]``). As the official script, every GT file is an image of the
+set and a missing detection file means no detections (--only-predicted: score only the images that have one);
+a detection file without GT is an error.
+--images: every image in the folder is detected (with the settings of inference.py) and must have a GT file.
+GT files are named as the format's readers expect (icdar2015: gt_<stem>.txt; msra_td500: <stem>.gt;
+totaltext: poly_gt_<stem>.txt; ctw1500: <stem>.txt / .xml; polygon_txt: <stem>.txt or gt_<stem>.txt) and
+read by db_tf.data.readers.read_annotation (non-strict: its polygon checks apply).
+
+--sweep also reports precision / recall / hmean for a range of box_thresh values and the best hmean (as
+MMOCR does), after the fixed-threshold result. Box thresholds only filter detections by score (every other
+post-processing step is independent of it: see tests/test_postprocess.py), so the model runs once at the
+lowest threshold and each sweep value keeps the detections with score >= value: no map cache is needed, and
+the sweep also works on detection files that carry scores.
+"""
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from db_tf.config import ConfigError, add_config_args, config_from_args
+
+PRED_SUFFIXES = (".txt", ".json")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pred", help="folder of detection files")
+    source.add_argument("--images", help="folder of images to detect with --weights")
+    parser.add_argument("--gt", required=True, help="folder of ground-truth files")
+    parser.add_argument("--gt-format", default="icdar2015",
+                        choices=("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt"))
+    parser.add_argument("--only-predicted", action="store_true",
+                        help="--pred: score only the GT images that have a detection file")
+    parser.add_argument("--per-image", metavar="FILE.json", help="also write per-image results to this JSON")
+    parser.add_argument("--sweep", action="store_true", help="also sweep box_thresh, report the best hmean")
+    parser.add_argument("--sweep-range", nargs=3, type=float, default=[0.3, 0.9, 0.05],
+                        metavar=("START", "STOP", "STEP"), help="box_thresh values, STOP included")
+    model = parser.add_argument_group("with --images")
+    model.add_argument("--weights", help="a .weights.h5, a pretrained name or .json (as inference.py)")
+    model.add_argument("--poly", action="store_true", default=None, help="polygon mode")
+    model.add_argument("--thresh", type=float)
+    model.add_argument("--box-thresh", type=float)
+    model.add_argument("--unclip", type=float)
+    model.add_argument("--short-side", type=int)
+    return add_config_args(parser)
+
+
+# ------------------------------------------------------------------------------------ file pairing
+def gt_key(name, fmt):
+    """Image stem of a GT file name for the format, or None when the name does not fit."""
+    from db_tf.data.readers import GT_NAMES
+
+    for pattern in GT_NAMES[fmt]:
+        regex = re.escape(pattern).replace(re.escape("{stem}"), "(.+)")
+        match = re.fullmatch(regex, name)
+        if match:
+            return match.group(1)
+    return None
+
+
+def pred_key(name):
+    stem = Path(name).stem
+    return stem[4:] if stem.startswith("res_") else stem
+
+
+def gt_files(gt_dir, fmt):
+    """{image stem: GT path}; errors when the folder has none."""
+    folder = Path(gt_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--gt {folder} is not a folder")
+    files = {}
+    for path in sorted(folder.iterdir()):
+        key = gt_key(path.name, fmt) if path.is_file() else None
+        if key is not None:
+            files.setdefault(key, path)  # the format's first naming pattern wins (sorted order)
+    if not files:
+        raise FileNotFoundError(f"no {fmt} GT files in {folder}")
+    return files
+
+
+def pred_files(pred_dir):
+    folder = Path(pred_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--pred {folder} is not a folder")
+    return {pred_key(p.name): p for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() in PRED_SUFFIXES}
+
+
+def _names(keys, limit=5):
+    keys = sorted(keys)
+    return ", ".join(keys[:limit]) + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def score(samples):
+    """samples: {key: (gt polygons, gt ignore, det polygons, det scores or None)} -> (totals, {key: result})."""
+    from db_tf import metrics
+
+    keys = sorted(samples)
+    totals, results = metrics.evaluate((samples[k][0], samples[k][1], samples[k][2]) for k in keys)
+    return totals, dict(zip(keys, results))
+
+
+def keep_scores(samples, threshold):
+    """The samples with only the detections whose score >= threshold."""
+    out = {}
+    for key, (gt, ignore, dets, det_scores) in samples.items():
+        keep = np.asarray(det_scores) >= threshold
+        out[key] = (gt, ignore, [d for d, k in zip(dets, keep) if k], np.asarray(det_scores)[keep])
+    return out
+
+
+def sweep(samples, thresholds):
+    """[(threshold, totals)] with the detections of score >= threshold."""
+    return [(t, score(keep_scores(samples, t))[0]) for t in thresholds]
+
+
+def samples_from_files(args):
+    from db_tf.data.readers import read_annotation
+    from db_tf.metrics import read_detections
+
+    gts, preds = gt_files(args.gt, args.gt_format), pred_files(args.pred)
+    orphans = set(preds) - set(gts)
+    if orphans:
+        raise ValueError(f"detection files without a {args.gt_format} GT file in {args.gt}: {_names(orphans)}")
+    keys = [k for k in gts if k in preds] if args.only_predicted else list(gts)
+    if not keys:
+        raise ValueError(f"no detection file in {args.pred} matches a GT file in {args.gt}")
+    samples = {}
+    for key in keys:
+        polygons, ignore, _ = read_annotation(gts[key], args.gt_format)
+        dets, det_scores = read_detections(preds[key]) if key in preds else ([], np.zeros(0, np.float32))
+        if args.sweep and det_scores is None:
+            raise ValueError(f"--sweep needs scores, and {preds[key]} has none (write --format txt or json)")
+        samples[key] = (polygons, ignore, dets, det_scores)
+    return samples, 0
+
+
+def samples_from_model(args, cfg, thresholds):
+    """Detect every image of --images -> (samples, failed images, the detector's box_thresh).
+
+    The detections are made at the lowest of box_thresh and the sweep thresholds (see the module doc)."""
+    from db_tf.data.image_io import ImageReadError, read_image
+    from db_tf.data.readers import read_annotation
+    from inference import detector_from_args, list_images
+
+    images = list_images(args.images)
+    gts = gt_files(args.gt, args.gt_format)
+    missing = [p.name for p in images if p.stem not in gts]
+    if missing:
+        raise ValueError(f"images without a {args.gt_format} GT file in {args.gt}: {_names(missing)}")
+    args.batch_size = 1
+    detector = detector_from_args(args, cfg)
+    fixed = float(detector.settings["box_thresh"])
+    lowest = min([fixed, *thresholds])
+    samples, failed, elapsed = {}, 0, 0.0
+    for path in images:
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            failed += 1
+            print(f"error: {exc} (left out of the scores)", file=sys.stderr)
+            continue
+        start = time.perf_counter()
+        result = detector.detect(image, box_thresh=lowest)
+        elapsed += time.perf_counter() - start
+        polygons, ignore, _ = read_annotation(gts[path.stem], args.gt_format)
+        samples[path.stem] = (polygons, ignore, result.polygons, result.scores)
+    if samples:
+        print(f"detected {len(samples)} images, {elapsed * 1000 / len(samples):.0f} ms per image")
+    return samples, failed, fixed
+
+
+def _line(totals):
+    return (f"precision {totals['precision']:.4f}  recall {totals['recall']:.4f}  hmean {totals['hmean']:.4f}  "
+            f"(matched {totals['matched']}, care GT {totals['gt_care']}, care detections {totals['det_care']}, "
+            f"{totals['images']} images)")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.images is None and any(v is not None for v in (args.weights, args.poly, args.thresh, args.box_thresh,
+                                                             args.unclip, args.short_side)):
+        parser.error("--weights / --poly / --thresh / --box-thresh / --unclip / --short-side need --images")
+    start, stop, step = args.sweep_range
+    thresholds = [round(float(t), 6) for t in np.arange(start, stop + step / 2, step)] if args.sweep else []
+    from db_tf.data.readers import AnnotationError
+    from db_tf.pretrained import PretrainedError
+
+    try:
+        cfg = config_from_args(args)
+        if args.pred:
+            samples, failed = samples_from_files(args)
+            fixed_samples, label = samples, ""
+        else:
+            samples, failed, fixed = samples_from_model(args, cfg, thresholds)
+            fixed_samples, label = keep_scores(samples, fixed), f" at box_thresh {fixed:.2f}"
+    except (ConfigError, FileNotFoundError, ValueError, AnnotationError, PretrainedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    totals, per_image = score(fixed_samples)
+    print(_line(totals) + label)
+    swept = sweep(samples, thresholds)
+    if swept:
+        print("box_thresh sweep:")
+        for threshold, result in swept:
+            print(f"  {threshold:.2f}  " + _line(result))
+        best_threshold, best = max(swept, key=lambda item: item[1]["hmean"])
+        print(f"best hmean {best['hmean']:.4f} at box_thresh {best_threshold:.2f} "
+              f"(precision {best['precision']:.4f}, recall {best['recall']:.4f})")
+    if args.per_image:
+        report = {"totals": totals, "images": {k: r.as_dict() for k, r in per_image.items()},
+                  "sweep": [{"box_thresh": t, **r} for t, r in swept]}
+        Path(args.per_image).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"per-image results: {args.per_image}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

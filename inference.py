@@ -1,0 +1,150 @@
+"""Detect text in an image or a folder of images.
+
+    python inference.py --imgpath photo.jpg                        # default model: weights/ppocrv4_mobile
+    python inference.py --imgpath imgs/ --weights runs/db_r18/final.weights.h5 --format icdar --output res/
+    python inference.py --imgpath photo.jpg --poly --figures --show
+
+Outputs (in --output, default "outputs"): per image ``<stem>.json`` (format json: polygons, scores, size),
+``<stem>.txt`` (format txt: ``x1,y1,...,xn,yn,score`` lines) or ``res_<stem>.txt`` (format icdar: integer
+``x1,y1,...,x4,y4`` clockwise lines; zip those files for an ICDAR 2015 Challenge 4 submission, which needs box
+mode, the default). --figures also writes the DB-tf style figures to ``<output>/figures/``: ``<stem>_poly.jpg``,
+``<stem>_bbox.jpg``, ``<stem>_binarize_map.jpg``, ``<stem>_threshold_map.jpg``, ``<stem>_binary_map.jpg``
+(the threshold branch runs for these; an imported model's untrained threshold branch still gets drawn).
+--show writes ``<stem>_show.jpg`` (all figures combined) there too and opens it when a display is available.
+
+--weights: a .weights.h5 (architecture from cfg.MODEL, unless a .json with the same stem sits beside it),
+or a pretrained name / .json. Settings: pretrained metadata, then --set values, then the flags below.
+An unreadable image is reported and skipped; the exit status is 1 if any image failed.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from db_tf.config import ConfigError, add_config_args, config_from_args
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+FORMATS = ("json", "icdar", "txt")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--imgpath", required=True, help="an image file or a folder of images")
+    parser.add_argument("--weights", help="a .weights.h5, a pretrained name or a pretrained .json "
+                                          "(default: cfg.MODEL.WEIGHTS, cfg.MODEL.NAME, then ppocrv4_mobile)")
+    parser.add_argument("--poly", action="store_true", default=None, help="polygons (curved text) instead of boxes")
+    parser.add_argument("--thresh", type=float, help="binarization threshold (cfg.POSTPROCESS.THRESH)")
+    parser.add_argument("--box-thresh", type=float, help="minimum box score (cfg.POSTPROCESS.BOX_THRESH)")
+    parser.add_argument("--unclip", type=float, help="unclip ratio of the chosen mode")
+    parser.add_argument("--short-side", type=int, help="resize the short side to this (multiple of 32)")
+    parser.add_argument("--output", default="outputs", help="output folder (default: outputs)")
+    parser.add_argument("--format", choices=FORMATS, default="json", help="detection file format")
+    parser.add_argument("--figures", action="store_true", help="write DB-tf style figures to <output>/figures")
+    parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    return add_config_args(parser)
+
+
+def detector_from_args(args, cfg):
+    """TextDetector from the config, --weights and the flags (see TextDetector.from_config for precedence)."""
+    from db_tf.detector import TextDetector
+
+    explicit = {item.split("=", 1)[0].strip() for item in args.set}
+    flags = {"polygon": args.poly, "thresh": args.thresh, "box_thresh": args.box_thresh,
+             "short_side": args.short_side}
+    if args.unclip is not None:
+        polygon = args.poly if args.poly is not None else bool(cfg.POSTPROCESS.POLYGON)
+        flags["poly_unclip_ratio" if polygon else "unclip_ratio"] = args.unclip
+    return TextDetector.from_config(cfg, weights=args.weights, explicit_keys=explicit,
+                                    batch_size=args.batch_size, **flags)
+
+
+def list_images(imgpath):
+    path = Path(imgpath)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not images:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
+        return images
+    if not path.exists():
+        raise FileNotFoundError(f"--imgpath {path} does not exist")
+    return [path]
+
+
+def write_detections(out_dir, stem, detections, fmt):
+    """Write one image's detections in the chosen format; returns the file path."""
+    out_dir = Path(out_dir)
+    if fmt == "icdar":
+        path, text = out_dir / f"res_{stem}.txt", detections.to_icdar()
+    elif fmt == "txt":
+        path, text = out_dir / f"{stem}.txt", detections.to_txt()
+    else:
+        path, text = out_dir / f"{stem}.json", json.dumps(detections.to_json()) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def save_outputs(detector, path, image, result, args):
+    """Write the detection file and, when asked, the figures of one image."""
+    from db_tf import figures
+
+    write_detections(args.output, path.stem, result, args.format)
+    if not (args.figures or args.show):
+        return
+    maps = result.extras["maps"]
+    # both modes from the same maps: the DB-tf figures show polygons and boxes side by side
+    polygon = detector.settings["polygon"]
+    other = detector.postprocess(maps, image.shape[:2], polygon=not polygon)
+    poly_result, box_result = (result, other) if polygon else (other, result)
+    pictures = figures.figure_images(image, poly_result, box_result, maps)
+    figure_dir = Path(args.output) / "figures"
+    if args.figures:
+        figures.save_figures(figure_dir, path.stem, pictures)
+    if args.show:
+        sheet = figures.combined_figure(pictures)
+        figures.show(figures.save_rgb(figure_dir / f"{path.stem}_show.jpg", sheet), sheet)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        images = list_images(args.imgpath)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from db_tf.data.image_io import ImageReadError, read_image
+    from db_tf.pretrained import PretrainedError
+
+    try:
+        detector = detector_from_args(args, cfg)
+    except (PretrainedError, ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for start in range(0, len(images), max(1, args.batch_size)):
+        paths, pixels = [], []
+        for path in images[start:start + max(1, args.batch_size)]:
+            try:
+                pixels.append(read_image(path))
+                paths.append(path)
+            except ImageReadError as exc:  # unreadable / empty file: report it, go on with the folder
+                failed += 1
+                print(f"error: {exc}", file=sys.stderr)
+        if not paths:
+            continue
+        begin = time.perf_counter()
+        results = detector.detect(pixels, return_maps=args.figures or args.show)
+        elapsed = (time.perf_counter() - begin) * 1000 / len(paths)
+        for path, image, result in zip(paths, pixels, results):
+            save_outputs(detector, path, image, result, args)
+            print(f"{path.name}: {len(result)} texts ({elapsed:.0f} ms)")
+    print(f"{len(images) - failed} of {len(images)} images processed; results in {args.output}"
+          + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""PP-LCNetV3 backbone and RSEFPN neck: each layer against a numpy brute force, shapes, parameter count,
+and the whole PP-OCR-style DBNet as a normal db-tf model (config round trip, a training step)."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras.ops import convert_to_numpy as to_numpy
+
+from db_tf.models.backbones import BACKBONES
+from db_tf.models.backbones.pplcnetv3 import (LearnableAffine, RepConv, SqueezeExcite, make_divisible,
+                                              pplcnetv3_x0_75)
+from db_tf.models.necks import NECKS
+from db_tf.models.necks.rsefpn import RSEFPN
+
+RNG = np.random.default_rng(7)
+
+
+# ----------------------------------------------------------------------------- numpy references
+
+def np_conv(x, kernel, stride=1, pad=0, depthwise=False):
+    """Brute-force NHWC convolution (cross-correlation) with symmetric zero padding `pad`."""
+    n, h, w, c = x.shape
+    k = kernel.shape[0]
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out_h = (h + 2 * pad - k) // stride + 1
+    out_w = (w + 2 * pad - k) // stride + 1
+    out = np.zeros((n, out_h, out_w, c if depthwise else kernel.shape[3]))
+    for i in range(out_h):
+        for j in range(out_w):
+            patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+            if depthwise:
+                out[:, i, j, :] = np.einsum("nabc,abc->nc", patch, kernel[..., 0])
+            else:
+                out[:, i, j, :] = np.einsum("nabc,abco->no", patch, kernel)
+    return out
+
+
+def np_hard_swish(x):
+    return x * np.clip(x + 3, 0, 6) / 6
+
+
+def np_hard_sigmoid(x, slope):
+    return np.clip(slope * x + 0.5, 0, 1)
+
+
+def np_se(x, se, slope):
+    pooled = x.mean(axis=(1, 2))
+    hidden = np.maximum(pooled @ se.squeeze.kernel.numpy() + se.squeeze.bias.numpy(), 0)
+    gate = np_hard_sigmoid(hidden @ se.excite.kernel.numpy() + se.excite.bias.numpy(), slope)
+    return x * gate[:, None, None, :]
+
+
+def randomize(layer, scale=0.5):
+    """Non-trivial values everywhere (default inits have zero biases and unit affine scales)."""
+    for variable in layer.weights:
+        variable.assign(RNG.normal(0, scale, variable.shape).astype("float32") + (1.0 if "scale" in variable.path else 0))
+
+
+def np_rep_conv(x, layer):
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+    pad = layer.kernel_size // 2
+    y = np_conv(x, kernel, layer.strides, pad, layer.depthwise) + bias
+    y = y * layer.affine.scale.numpy() + layer.affine.bias.numpy()
+    if layer.strides != 2:
+        y = np_hard_swish(y) * layer.act_affine.scale.numpy() + layer.act_affine.bias.numpy()
+    return y
+
+
+# ----------------------------------------------------------------------------- layers
+
+def test_make_divisible_hand_values():
+    # PP-LCNetV3 x0.75 widths (ONNX graph of PP-OCRv4 det): 16*0.75=12 -> 16, 32*0.75=24 -> 32, then exact.
+    assert [make_divisible(c * 0.75) for c in (16, 32, 64, 128, 256, 512)] == [16, 32, 48, 96, 192, 384]
+    assert make_divisible(8) == 16          # never below the divisor
+    assert make_divisible(40) == 48         # 40 rounds half up to 48
+    assert make_divisible(100) == 96        # 96 >= 0.9 * 100: allowed to round down
+    assert make_divisible(150) == 144       # 144 >= 135
+    assert make_divisible(17.5) == 16       # 16 >= 15.75
+
+
+@pytest.mark.parametrize("depthwise, kernel_size, strides, shape", [
+    (True, 3, 2, (2, 9, 8, 4)),     # stride 2: symmetric padding, no activation (odd height too)
+    (True, 5, 1, (1, 7, 6, 3)),     # 5x5 stride 1
+    (False, 1, 1, (1, 5, 4, 6)),    # pointwise with activation
+])
+def test_rep_conv_matches_numpy(depthwise, kernel_size, strides, shape):
+    layer = RepConv(filters=None if depthwise else 5, kernel_size=kernel_size, strides=strides, depthwise=depthwise)
+    x = RNG.normal(size=shape).astype("float32")
+    layer(x)
+    randomize(layer)
+    assert layer.activation == (strides != 2)
+    np.testing.assert_allclose(to_numpy(layer(x)), np_rep_conv(x, layer), rtol=1e-4, atol=1e-4)
+
+
+def test_stride2_padding_is_symmetric_unlike_keras_same():
+    """A centred impulse must give a centred response: Paddle pads 1 on every side at stride 2."""
+    layer = RepConv(kernel_size=3, strides=2, depthwise=True)
+    x = np.zeros((1, 8, 8, 1), "float32")
+    layer(x)
+    kernel = np.zeros((3, 3, 1, 1), "float32")
+    kernel[0, 0] = 1.0        # output(i, j) = padded input(2i, 2j) = input(2i - 1, 2j - 1)
+    layer.kernel.assign(kernel)
+    x[0, 3, 5, 0] = 1.0
+    y = to_numpy(layer(x))[0, :, :, 0]
+    assert y.shape == (4, 4)
+    assert np.argwhere(y == 1.0).tolist() == [[2, 3]]   # (3 + 1) / 2, (5 + 1) / 2
+    same = to_numpy(keras.ops.depthwise_conv(x, kernel, 2, padding="same"))[0, :, :, 0]
+    assert not np.array_equal(same, y)  # 'same' pads bottom/right only: the map would shift
+
+
+@pytest.mark.parametrize("slope", [1 / 6, 0.2])
+def test_squeeze_excite_matches_numpy(slope):
+    se = SqueezeExcite(slope=slope)
+    x = RNG.normal(size=(2, 3, 4, 8)).astype("float32")
+    se(x)
+    randomize(se, 1.0)
+    np.testing.assert_allclose(to_numpy(se(x)), np_se(x, se, slope), rtol=1e-5, atol=1e-5)
+
+
+def test_learnable_affine():
+    layer = LearnableAffine()
+    x = np.arange(6, dtype="float32").reshape(1, 2, 3, 1)
+    layer(x)
+    layer.scale.assign(-2.0)
+    layer.bias.assign(0.5)
+    np.testing.assert_allclose(to_numpy(layer(x)), -2.0 * x + 0.5)
+
+
+# ----------------------------------------------------------------------------- backbone
+
+def hand_count():
+    """Trainable parameters of PP-LCNetV3 x0.75 det, from the architecture table in the ONNX graph."""
+    blocks = [  # (kernel, in, out, stride, se), read off the PP-OCRv4 det ONNX graph
+        (3, 16, 32, 1, 0), (3, 32, 48, 2, 0), (3, 48, 48, 1, 0), (3, 48, 96, 2, 0), (3, 96, 96, 1, 0),
+        (3, 96, 192, 2, 0), (5, 192, 192, 1, 0), (5, 192, 192, 1, 0), (5, 192, 192, 1, 0), (5, 192, 192, 1, 0),
+        (5, 192, 384, 2, 1), (5, 384, 384, 1, 1), (5, 384, 384, 1, 0), (5, 384, 384, 1, 0)]
+    total = 3 * 3 * 3 * 16 + 2 * 16                                 # stem conv + BN gamma/beta
+    for k, cin, cout, stride, se in blocks:
+        total += k * k * cin + cin + 2 + (2 if stride == 1 else 0)  # depthwise + bias + affine(s)
+        total += se * (cin * cin // 4 + cin // 4 + cin // 4 * cin + cin)
+        total += cin * cout + cout + 4                              # pointwise + bias + two affines
+    total += sum(cin * cout + cout for cin, cout in ((48, 12), (96, 18), (192, 42), (384, 360)))
+    return total
+
+
+def test_backbone_shapes_and_parameter_count():
+    assert BACKBONES["pplcnetv3_x0_75"] is pplcnetv3_x0_75
+    model = pplcnetv3_x0_75()
+    features = model(np.zeros((1, 64, 96, 3), "float32"))
+    assert [tuple(f.shape) for f in features] == [
+        (1, 16, 24, 12), (1, 8, 12, 18), (1, 4, 6, 42), (1, 2, 3, 360)]
+    count = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert count == hand_count()
+
+
+def test_backbone_loads_its_own_weights_file(tmp_path):
+    source = pplcnetv3_x0_75()
+    for variable in source.weights:
+        variable.assign(RNG.normal(0, 0.1, variable.shape).astype("float32"))
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(path)
+    loaded = pplcnetv3_x0_75(weights=str(path))
+    for a, b in zip(source.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# ----------------------------------------------------------------------------- neck
+
+def np_rse(x, rse):
+    kernel = rse.conv.kernel.numpy()
+    y = np_conv(x, kernel, 1, kernel.shape[0] // 2)
+    return y + np_se(y, rse.se, 0.2)
+
+
+def np_up(x, factor):
+    return x.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
+def test_rsefpn_matches_numpy_reference():
+    neck = RSEFPN(inner_channels=16)
+    assert NECKS["rsefpn"] is RSEFPN
+    shapes = [(1, 8, 16, 12), (1, 4, 8, 18), (1, 2, 4, 42), (1, 1, 2, 36)]
+    feats = [RNG.normal(size=s).astype("float32") for s in shapes]
+    neck(feats)
+    randomize(neck, 0.3)
+    out = to_numpy(neck(feats))
+    l2, l3, l4, l5 = (np_rse(f, layer) for f, layer in zip(feats, neck.laterals))
+    p4 = l4 + np_up(l5, 2)
+    p3 = l3 + np_up(p4, 2)
+    p2 = l2 + np_up(p3, 2)
+    s2, s3, s4, s5 = (np_rse(p, layer) for p, layer in zip((p2, p3, p4, l5), neck.smooth))
+    expected = np.concatenate([np_up(s5, 8), np_up(s4, 4), np_up(s3, 2), s2], axis=-1)
+    assert out.shape == (1, 8, 16, 16) == neck.compute_output_shape(shapes)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the whole model
+
+PPOCR_KWARGS = {"backbone": "pplcnetv3_x0_75", "neck": "rsefpn", "inner_channels": 96, "head_batch_norm": True}
+
+
+def test_ppocr_dbnet_config_round_trip_and_training_step():
+    from db_tf.losses import DBLoss
+    from db_tf.models import DBNet
+
+    keras.utils.set_random_seed(3)
+    model = DBNet(**PPOCR_KWARGS)
+    clone = DBNet.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    images = RNG.normal(size=(2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(to_numpy(clone(images)), to_numpy(model(images)), atol=1e-6)
+    assert model.head.probability.mid_channels == 24   # 96 // 4, the ONNX head width
+
+    gt = np.zeros((2, 64, 64), "float32")
+    gt[:, 20:40, 10:50] = 1.0
+    labels = {"gt": gt, "mask": np.ones_like(gt), "thresh_map": np.full_like(gt, 0.3) + 0.4 * gt,
+              "thresh_mask": np.ones_like(gt)}
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=DBLoss())
+    threshold_before = [v.numpy().copy() for v in model.head.threshold.trainable_variables]
+    depthwise = model.backbone.get_layer("stage1_block1").depthwise
+    backbone_before = [v.numpy().copy() for v in (depthwise.kernel, depthwise.affine.scale)]
+    dataset = tf.data.Dataset.from_tensors((images, labels))
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["total_loss"][0]) and history.history["nonfinite"][0] == 0.0
+    # The threshold branch and the backbone (incl. the affine folded into the conv) receive gradients.
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(threshold_before, model.head.threshold.trainable_variables))
+    for before, variable in zip(backbone_before, (depthwise.kernel, depthwise.affine.scale)):
+        assert not np.allclose(before, variable.numpy())

@@ -1,0 +1,57 @@
+"""Train a DBNet: `python train.py [--config db_config.py] [--set KEY=VALUE ...] [--init WEIGHTS]`.
+
+Everything comes from the config (db_config.py documents each key). Rerunning the same command continues
+the run in TRAIN.RUN_DIR from its last checkpoint. Examples:
+
+    python train.py --set TRAIN.EPOCHS=1 TRAIN.STEPS_PER_EPOCH=2 TRAIN.BATCH_SIZE=2 DATA.IMAGE_SIZE=128
+    python train.py --config configs/icdar2015_r18.py
+    python train.py --config configs/icdar2015_r18.py --init weights/ppocrv4_mobile.json   # fine-tune a preset
+    python train.py --resume runs/db_r18 --time-limit 50      # continue for 50 minutes, then checkpoint and stop
+    tensorboard --logdir runs/db_r18/logs;  python -m db_tf.tools.plot_curves runs/db_r18
+"""
+import argparse
+import sys
+
+from db_tf.config import ConfigError, add_config_args, config_from_args
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    add_config_args(parser)
+    parser.add_argument("--init", default=None, metavar="WEIGHTS",
+                        help="start from these weights: a .weights.h5 (arrays matching by name and shape are "
+                             "loaded, the rest is listed), or a pretrained name / .json (its architecture and "
+                             "preprocessing are used). Default: cfg.MODEL.WEIGHTS. Ignored when resuming.")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue this run directory (must hold a checkpoint); default: TRAIN.RUN_DIR, "
+                             "which resumes automatically when it holds one")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop this session after so many steps (checkpoint written; rerun to continue)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop this session cleanly after so many minutes (checkpoint written)")
+    parser.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                        help="Keras progress: 1 = bar, 2 = one line per epoch (default: 1 on a terminal)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 2
+    from db_tf.training.run import TrainingError, train  # TensorFlow is imported from here on
+
+    try:
+        result = train(cfg, init=args.init, resume=args.resume, max_steps=args.max_steps,
+                       time_limit=args.time_limit, verbose=args.verbose)
+    except TrainingError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 2
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
