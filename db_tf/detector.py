@@ -10,6 +10,7 @@ one forward pass -> post-process each image's valid map region (db_tf.postproces
 original image. Settings not given explicitly come from the pretrained model's metadata, then from the
 defaults (those of db_config.py).
 """
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,12 +221,8 @@ def _compiled_forward(model):
     """
     plain = getattr(model, "__call__")
     compiled = {}
-    try:
-        import keras
-        is_keras = isinstance(model, keras.Model)
-    except ImportError:  # pragma: no cover - keras is a dependency
-        is_keras = False
-    if is_keras:
+    keras = sys.modules.get("keras")  # not imported yet: the model cannot be a Keras model (and TF stays unloaded)
+    if keras is not None and isinstance(model, keras.Model):
         import tensorflow as tf
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
 

@@ -69,7 +69,7 @@ def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_th
         polygons, scores = _polygons_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode)
     else:
         polygons, scores = _boxes_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode)
-    polygons = [_rescale(p, prob.shape, dest_size) for p in polygons]
+    polygons = _rescale_all(polygons, prob.shape, dest_size)
     if polygon:
         polygons = [clockwise_from_top_left(p) for p in polygons]
     return polygons, np.asarray(scores, dtype=np.float32)
@@ -109,9 +109,9 @@ def _boxes_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode):
         return [], []
     boxes = order_corners(np.stack([cv2.boxPoints(rects[i]) for i in keep]))
     if score_mode == "fast":
-        scores = np.array([region_score(prob, box) for box in boxes])
+        scores = box_scores(prob, boxes)
     else:
-        scores = np.array([region_score(prob, contours[i].reshape(-1, 2)) for i in keep])
+        scores = np.array([integer_region_score(prob, contours[i].reshape(-1, 2)) for i in keep])
     passed = scores >= box_thresh
     boxes, scores = boxes[passed], scores[passed]
     distances = polygon_areas(boxes) * unclip_ratio / polygon_perimeters(boxes)
@@ -156,10 +156,11 @@ def _polygons_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode
         points = cv2.approxPolyDP(contour, epsilon, True).reshape(-1, 2)
         if len(points) < 4:
             continue
-        score = region_score(prob, points if score_mode == "fast" else contour.reshape(-1, 2))
+        score = integer_region_score(prob, points if score_mode == "fast" else contour.reshape(-1, 2))
         if score < box_thresh:
             continue
-        distance = polygon_areas(points[None])[0] * unclip_ratio / polygon_perimeters(points[None])[0]
+        # shoelace area and perimeter of the approximated polygon (what shapely's area / length give)
+        distance = abs(cv2.contourArea(points)) * unclip_ratio / cv2.arcLength(points, True)
         pieces = unclip(points, distance)
         if len(pieces) != 1:  # several pieces: the text is not one region (official rule); none: nothing left
             continue
@@ -176,37 +177,51 @@ def clockwise_from_top_left(polygon):
     if signed_area(polygon) < 0:
         polygon = polygon[::-1]
     start = int(np.argmin(polygon[:, 0] + polygon[:, 1]))
-    return np.ascontiguousarray(np.roll(polygon, -start, axis=0))
+    return np.concatenate([polygon[start:], polygon[:start]])
 
 
 # ---------------------------------------------------------------------------------------- shared steps
-def region_score(prob, points):
-    """Mean probability over the pixels that cv2.fillPoly covers for ``points``, as the official
-    box_score_fast: a bounding-box crop (floor / ceil, clipped to the map) and a filled mask inside it.
-    Float corners are truncated to integers after the shift into the crop, as the official code does."""
+def integer_region_score(prob, points):
+    """Mean probability over the pixels cv2.fillPoly covers for integer points inside the map (contours and
+    their approximations), as box_scores / PaddleOCR's box_score_slow: the crop is their bounding
+    rectangle, so no rounding or clipping is needed."""
+    x, y, w, h = cv2.boundingRect(points)
+    mask = np.zeros((h, w), dtype=np.uint8)
+    cv2.fillPoly(mask, (points - np.array([x, y], dtype=points.dtype)).reshape(1, -1, 2), 1)
+    return cv2.mean(prob[y:y + h, x:x + w], mask)[0]
+
+
+def box_scores(prob, boxes):
+    """Mean probability over the pixels cv2.fillPoly covers for each (n, 4, 2) float box, as the official
+    box_score_fast: a bounding-box crop (floor / ceil, clipped to the map) and a filled mask inside it; the
+    corners are truncated to integers after the shift into the crop, as the official code does. The crop
+    bounds of all boxes are computed at once."""
     h, w = prob.shape
-    xmin = min(max(int(np.floor(points[:, 0].min())), 0), w - 1)
-    xmax = min(max(int(np.ceil(points[:, 0].max())), 0), w - 1)
-    ymin = min(max(int(np.floor(points[:, 1].min())), 0), h - 1)
-    ymax = min(max(int(np.ceil(points[:, 1].max())), 0), h - 1)
-    mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
-    shifted = (points - np.array([xmin, ymin], dtype=points.dtype)).astype(np.int32)
-    cv2.fillPoly(mask, shifted.reshape(1, -1, 2), 1)
-    return cv2.mean(prob[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+    low = np.floor(boxes.min(axis=1)).astype(np.int64)  # (n, 2) x, y
+    high = np.ceil(boxes.max(axis=1)).astype(np.int64)
+    low = np.clip(low, 0, [w - 1, h - 1])
+    high = np.clip(high, 0, [w - 1, h - 1])
+    shifted = (boxes - low[:, None, :].astype(boxes.dtype)).astype(np.int32)  # truncation, as official
+    scores = np.empty(len(boxes))
+    for i, ((x0, y0), (x1, y1)) in enumerate(zip(low.tolist(), high.tolist())):
+        mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
+        cv2.fillPoly(mask, shifted[i:i + 1], 1)
+        scores[i] = cv2.mean(prob[y0:y1 + 1, x0:x1 + 1], mask)[0]
+    return scores
 
 
 def unclip(points, distance):
     """Grow a polygon by ``distance`` with round joins (pyclipper; float coordinates are truncated to
     integers by pyclipper, as in the official code). Returns the list of resulting paths."""
     offset = pyclipper.PyclipperOffset()
-    offset.AddPath(points, pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+    # a list is read faster than a numpy array; float32 -> Python float is exact, so the same path
+    offset.AddPath(np.asarray(points).tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
     return offset.Execute(float(distance))
 
 
 def signed_area(polygon):
-    """Shoelace area; positive for clockwise vertices in image coordinates (y down)."""
-    x, y = polygon[:, 0].astype(np.float64), polygon[:, 1].astype(np.float64)
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    """Shoelace area; positive for clockwise vertices in image coordinates (y down), as OpenCV's."""
+    return cv2.contourArea(np.asarray(polygon, np.float32), oriented=True)
 
 
 def polygon_areas(polygons):
@@ -221,13 +236,18 @@ def polygon_perimeters(polygons):
     return np.sum(np.linalg.norm(np.roll(p, -1, axis=1) - p, axis=2), axis=1)
 
 
-def _rescale(points, map_size, dest_size):
-    """Map coordinates -> original image coordinates, rounded and clipped as the official code does.
-    The arithmetic keeps the points' dtype (float32 boxes, integer polygons -> float64), as the official."""
+def _rescale_all(polygons, map_size, dest_size):
+    """Map coordinates -> original image coordinates, rounded and clipped as the official code does, for
+    all polygons in one numpy pass. The arithmetic keeps the points' dtype as the official code (float32
+    for boxes; integer polygons from pyclipper -> float64)."""
+    if not polygons:
+        return []
     (map_h, map_w), (dest_h, dest_w) = map_size, dest_size
+    points = np.concatenate(polygons)
     x = np.clip(np.round(points[:, 0] / map_w * dest_w), 0, dest_w)
     y = np.clip(np.round(points[:, 1] / map_h * dest_h), 0, dest_h)
-    return np.stack([x, y], axis=1).astype(np.float32)
+    scaled = np.stack([x, y], axis=1).astype(np.float32)
+    return np.split(scaled, np.cumsum([len(p) for p in polygons])[:-1])
 
 
 def _as_map(prob_map):

@@ -2,6 +2,7 @@
 
     python -m db_tf.synth --out DIR --num N [--size 640] [--seed 0] [--level word|line|mixed]
     python -m db_tf.synth --sheet figures/synth_samples.png      # contact sheet with GT drawn
+                                                                 # (care texts green, ignored red)
 
 `generate(seed)` draws one image: a procedural or photographic background, non-text distractors,
 3-14 text instances (common words, numbers, a few non-ASCII words; mixed case; 21 bundled fonts;
@@ -84,7 +85,8 @@ def _text_style(rng, canvas_side):
     if tiny:  # unreadable small text, annotated as ignore like ICDAR's "###"
         size = int(rng.integers(6, 10))
     else:
-        size = int(round(math.exp(rng.uniform(math.log(14), math.log(0.16 * canvas_side)))))
+        largest = max(0.16 * canvas_side, 12.0)
+        size = int(round(math.exp(rng.uniform(math.log(min(14.0, largest / 2)), math.log(largest)))))
     n_words = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
     return dict(
         tiny=tiny,
@@ -287,23 +289,25 @@ def write_dataset(out_dir, num, size=640, seed=0, level="word", start=0):
                                                                  encoding="utf-8")
 
 
-def draw_annotations(sample):
+def draw_annotations(sample, thickness=1):
     """Copy of the image with care polygons in green and ignored ones in red."""
     canvas = sample.image.copy()
     for polygon, ignored in zip(sample.polygons, sample.ignore):
         color = (255, 40, 40) if ignored else (40, 255, 40)
-        cv2.polylines(canvas, [np.round(polygon * 16).astype(np.int32)], True, color, 1, cv2.LINE_AA, shift=4)
+        cv2.polylines(canvas, [np.round(polygon * 16).astype(np.int32)], True, color, thickness, cv2.LINE_AA,
+                      shift=4)
     return canvas
 
 
-def contact_sheet(path, seeds, size=320, columns=4, level="mixed"):
-    """Grid of samples with their GT polygons drawn, saved as an image."""
-    tiles = [draw_annotations(generate(seed, size, size, level=level)) for seed in seeds]
+def contact_sheet(path, seeds, size=640, tile=256, columns=4, level="mixed"):
+    """Grid of size x size samples with their GT polygons drawn, shown at tile x tile, saved as an image."""
+    tiles = [cv2.resize(draw_annotations(generate(seed, size, size, level=level), thickness=2), (tile, tile),
+                        interpolation=cv2.INTER_AREA) for seed in seeds]
     rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
     rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)))
     sheet = np.concatenate(rows, axis=0)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def main(argv=None):
@@ -321,7 +325,7 @@ def main(argv=None):
         write_dataset(args.out, args.num, args.size, args.seed, args.level)
         print(f"wrote {args.num} images and GT files to {args.out}")
     if args.sheet:
-        contact_sheet(args.sheet, [(args.seed, 10_000 + i) for i in range(12)])
+        contact_sheet(args.sheet, [(args.seed, 10_000 + i) for i in range(12)], size=args.size)
         print(f"wrote {args.sheet}")
 
 

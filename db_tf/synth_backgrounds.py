@@ -17,8 +17,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def random_color(rng, low=0, high=256):
-    return rng.integers(low, high, 3).astype(np.float32)
+def random_color(rng):
+    """RGB float32; half of the colours are muted (pulled towards their grey), as most real scenes are."""
+    color = rng.integers(0, 256, 3).astype(np.float32)
+    if rng.random() < 0.5:
+        grey = color.mean()
+        color = grey + (color - grey) * rng.uniform(0.1, 0.6)
+    return color
 
 
 def _lerp_palette(t, colors):

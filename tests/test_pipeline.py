@@ -70,11 +70,12 @@ def test_train_batches_from_files(tmp_path):
 
 
 def test_train_batches_from_synthetic_default():
-    cfg = _cfg([], size=96)
+    cfg = _cfg([], size=128)
     cfg.DATA.SYNTH.NUM = 8
-    (images, labels), = _batches(build_dataset(cfg), 1)
-    _check_batch(images, labels, 2, 96)
-    assert labels["gt"].sum() > 0
+    batches = _batches(build_dataset(cfg), 2)
+    for images, labels in batches:
+        _check_batch(images, labels, 2, 128)
+    assert sum(labels["gt"].sum() for _, labels in batches) > 0, "synthetic images contain text"
 
 
 def test_batches_equal_the_numpy_examples_of_their_positions(tmp_path):
@@ -118,6 +119,12 @@ def test_corrupt_image_raises_naming_the_file_in_strict_mode(tmp_path):
     cfg.TRAIN.STEPS_PER_EPOCH = 2
     with pytest.raises(tf.errors.OpError, match="img_1.png"):
         _batches(build_dataset(cfg), 4)
+
+
+def test_data_that_is_all_bad_stops_the_pipeline_instead_of_spinning(tmp_path):
+    cfg = _cfg([_write_dataset(tmp_path / "a", 3, corrupt={0, 1, 2})])
+    with pytest.raises(tf.errors.OpError, match="in a row failed"):
+        _batches(build_dataset(cfg), 1)
 
 
 def test_epoch_plan_respects_ratios_and_permutes_each_dataset():

@@ -215,14 +215,17 @@ def test_ppocr_dbnet_config_round_trip_and_training_step():
     gt[:, 20:40, 10:50] = 1.0
     labels = {"gt": gt, "mask": np.ones_like(gt), "thresh_map": np.full_like(gt, 0.3) + 0.4 * gt,
               "thresh_mask": np.ones_like(gt)}
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=DBLoss())
-    threshold_before = [v.numpy().copy() for v in model.head.threshold.trainable_variables]
-    depthwise = model.backbone.get_layer("stage1_block1").depthwise
-    backbone_before = [v.numpy().copy() for v in (depthwise.kernel, depthwise.affine.scale)]
-    dataset = tf.data.Dataset.from_tensors((images, labels))
-    history = model.fit(dataset, epochs=1, verbose=0)
-    assert np.isfinite(history.history["total_loss"][0]) and history.history["nonfinite"][0] == 0.0
-    # The threshold branch and the backbone (incl. the affine folded into the conv) receive gradients.
-    assert any(not np.allclose(a, b.numpy()) for a, b in zip(threshold_before, model.head.threshold.trainable_variables))
-    for before, variable in zip(backbone_before, (depthwise.kernel, depthwise.affine.scale)):
-        assert not np.allclose(before, variable.numpy())
+    with tf.GradientTape() as tape:    # eager: tracing model.fit's train step would take ~15 s here
+        losses = DBLoss()(labels, model(images, training=True))
+    gradients = dict(zip((v.path for v in model.trainable_variables),
+                         tape.gradient(losses["total_loss"], model.trainable_variables)))
+    assert np.isfinite(losses["total_loss"].numpy())
+    # Every trainable variable is connected to the loss; the fresh threshold branch and the backbone's
+    # affine scales (folded into the convolutions inside RepConv) get non-zero gradients. (From random
+    # init, deep SE gates may sit in a flat part of the hard sigmoid: only connectivity is required.)
+    assert [path for path, g in gradients.items() if g is None] == []
+    for path, g in gradients.items():
+        if "threshold" in path or path.endswith("affine/scale"):
+            assert np.any(g.numpy()), path
+    assert sum("threshold" in path for path in gradients) >= 5
+    assert sum(path.endswith("affine/scale") for path in gradients) == 52   # one per ONNX affine block

@@ -256,6 +256,5 @@ def test_real_msra_td500_boxes_past_the_border(shared_data):
     raw = [line.split() for gt in (folder / "gts").iterdir() for line in gt.read_text().splitlines() if line.strip()]
     assert sum(len(s.polygons) for s in samples) == len(raw)
     assert sum(int(s.ignore.sum()) for s in samples) == sum(fields[1] == "1" for fields in raw)
-    past = [s for s in samples[:60] if any(p.min() < 0 for p in s.polygons)
-            or any(p[:, 0].max() > read_image(s.image_path).shape[1] for p in s.polygons)]
-    assert past, "expected MSRA-TD500 boxes extending past the image border"
+    past = [s for s in samples if any(p.min() < 0 for p in s.polygons)]   # kept, not clipped
+    assert len(past) >= 5, "expected MSRA-TD500 boxes extending past the image border"

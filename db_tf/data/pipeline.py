@@ -45,7 +45,8 @@ gets the same samples from `evaluation_samples(cfg)`.
 
 Bad samples (unreadable image, broken GT, a sample that fails in augmentation or labelling): with
 cfg.DATA.STRICT = False they are logged (logger "db_tf.data.pipeline", naming the file) and
-skipped; with STRICT = True iteration raises an error whose message names the file.
+skipped; with STRICT = True iteration raises an error whose message names the file. Either way,
+MAX_FAILURES_IN_A_ROW consecutive failures raise (the data as a whole is broken).
 """
 import functools
 import logging
@@ -64,6 +65,7 @@ from db_tf.preprocess import normalize
 log = logging.getLogger(__name__)
 
 LABEL_KEYS = ("gt", "mask", "thresh_map", "thresh_mask")
+MAX_FAILURES_IN_A_ROW = 64
 SPLITS = ("train", "val")
 # separate seed streams, so that no two uses of DATA.SEED draw the same random numbers
 _PLAN_STREAM, _SAMPLE_STREAM, _SYNTH_TRAIN_STREAM, _SYNTH_VAL_STREAM = 1, 2, 3, 4
@@ -156,9 +158,9 @@ class EpochPlan:
         self.probabilities = ratios / ratios.sum()
         self.epoch_length = int(epoch_length)
         self.seed = int(seed)
+        self.epoch = functools.lru_cache(maxsize=4)(self._epoch)  # parallel map calls hit the same epoch
 
-    @functools.lru_cache(maxsize=4)
-    def epoch(self, epoch):
+    def _epoch(self, epoch):
         """(dataset ids, sample ids), both int64 arrays of epoch_length."""
         rng = synth.make_rng((self.seed, _PLAN_STREAM, epoch))
         datasets = rng.choice(len(self.sizes), size=self.epoch_length, p=self.probabilities)
@@ -191,6 +193,7 @@ class ExampleMaker:
         self.strict = bool(cfg.DATA.STRICT)
         self.mean, self.std, self.channel_order = cfg.DATA.MEAN, cfg.DATA.STD, cfg.DATA.CHANNEL_ORDER
         self.label_kwargs = label_kwargs(cfg.DATA)
+        self._failures_in_a_row = 0   # a fuse, so that all-bad data cannot make the pipeline spin forever
         specs = dataset_specs(cfg, split)
         self.datasets = [_open_dataset(spec, cfg, split) for spec in specs]
         if split == "train":
@@ -232,12 +235,17 @@ class ExampleMaker:
         """example() plus ok flag; bad samples are logged and flagged (strict: raised, naming the file)."""
         try:
             image, labels = self.example(position)
+            self._failures_in_a_row = 0
             return (image, *(labels[k].astype(np.float32, copy=False) for k in LABEL_KEYS), True)
         except Exception as err:  # noqa: BLE001 -- one bad file must never stop a long training run
             name = self.describe(position)
             if self.strict:
                 raise ValueError(f"bad sample {name}: {type(err).__name__}: {err}") from err
             log.warning("skipping bad sample %s: %s: %s", name, type(err).__name__, err)
+            self._failures_in_a_row += 1
+            if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:  # the data, not a file, is broken
+                raise RuntimeError(f"{self._failures_in_a_row} samples in a row failed, the last one {name}: "
+                                   f"{type(err).__name__}: {err}") from err
             blank = np.zeros((self.size, self.size), np.float32)
             return (np.zeros((self.size, self.size, 3), np.float32), blank, blank, blank, blank, False)
 

@@ -17,7 +17,10 @@ Formats (`spec["format"]`, one entry of cfg.DATA.TRAIN / cfg.DATA.VAL):
                then 14 offsets relative to (xmin, ymin)). xml: <box> elements with <segs> (28
                absolute coordinates) and <label>; label `###` = ignore.
   polygon_txt  X.txt (or gt_X.txt) for X.<ext>. `x1,y1,...,xn,yn[,transcription]`, n >= 3; the
-               coordinates are the longest even-length run of leading numbers; `###` = ignore.
+               coordinates are the longest even-length run of leading plain decimal numbers, so a
+               numeric transcription like `2020` is read correctly, but one holding two numeric
+               comma-separated fields (`12,5`) cannot be told from a point: avoid writing those.
+               `###` = ignore. (db_tf.synth writes this format.)
   mmocr        one MMOCR textdet JSON in `labels`: {"data_list": [{"img_path", "instances":
                [{"polygon": [x1, y1, ...] (or "bbox": [x1, y1, x2, y2]), "ignore": bool,
                "text"?}]}]}; relative img_path is joined to `images` (default: the JSON's folder).
@@ -36,6 +39,8 @@ Bad input (decided rules; strict=True raises an error naming file and line inste
     has boxes past the border). The reader never opens the image.
   * images without a GT file and GT files without an image -> logged and skipped (strict: raise).
   * consecutive duplicate points (and a repeated closing point) are removed silently.
+  * an MMOCR JSON that cannot be read or parsed raises in both modes (it is the whole dataset);
+    a bad entry in it (missing image, malformed instance) skips that image (strict: raises).
   Missing / corrupt images are found when decoding: image_io.read_image raises ImageReadError.
 
 Mixing datasets: every Sample carries its dataset's `ratio` (spec["ratio"], default 1) and a
@@ -106,22 +111,24 @@ def _check_polygon(points, path, line, strict):
 
     if not np.all(np.isfinite(points)):
         return reject("non-finite coordinate")
-    keep = np.any(points != np.roll(points, 1, axis=0), axis=1)    # drop repeats, incl. closing point
+    following = np.concatenate([points[1:], points[:1]])
+    keep = np.any(points != following, axis=1)                      # drop repeats, incl. a closing point
     points = points[keep] if keep.any() else points[:1]
-    if len(points) < 3:
-        return reject(f"polygon has {len(points)} distinct point(s), needs at least 3")
+    distinct = len(set(map(tuple, points.tolist())))
+    if distinct < 3:
+        return reject(f"polygon has {distinct} distinct point(s), needs at least 3")
     shape = shapely.polygons(points)
-    if not shapely.is_valid(shape):
-        if strict:
-            raise AnnotationError(path, line, "self-intersecting polygon")
-        hull = shapely.convex_hull(shape)
-        if not isinstance(hull, shapely.Polygon) or hull.area < MIN_POLYGON_AREA:
-            return reject("self-intersecting polygon with zero area")
-        log.warning("%s:%s: self-intersecting polygon; replaced by its convex hull and ignored", path, line)
-        return np.asarray(hull.exterior.coords, np.float32)[:-1], True
-    if shape.area < MIN_POLYGON_AREA:
-        return reject(f"polygon area {shape.area:.3g} px^2 is below {MIN_POLYGON_AREA} (zero area)")
-    return points.astype(np.float32), False
+    if shapely.is_valid(shape):
+        if shape.area < MIN_POLYGON_AREA:
+            return reject(f"polygon area {shape.area:.3g} px^2 is below {MIN_POLYGON_AREA} (zero area)")
+        return points.astype(np.float32), False
+    hull = shapely.convex_hull(shape)
+    if not isinstance(hull, shapely.Polygon) or hull.area < MIN_POLYGON_AREA:
+        return reject("polygon has zero area (all points on a line)")
+    if strict:
+        raise AnnotationError(path, line, "self-intersecting polygon")
+    log.warning("%s:%s: self-intersecting polygon; replaced by its convex hull and ignored", path, line)
+    return np.asarray(hull.exterior.coords, np.float32)[:-1], True
 
 
 class _Collector:
@@ -159,8 +166,8 @@ def _read_text(path) -> str:
 
 def _lines(path):
     """(line number, stripped line) for every non-blank line."""
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        line = line.strip()
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):   # not splitlines():
+        line = line.strip()                                                   # \x1c etc. may be text
         if line:
             yield number, line
 
@@ -173,12 +180,14 @@ def _floats(fields, path, line, what="coordinate"):
     return values
 
 
+_PLAIN_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)\s*")
+
+
 def _leading_numbers(fields) -> int:
+    """How many leading fields are plain decimal numbers (not 'nan', '1e5' or '1_000')."""
     count = 0
     for value in fields:
-        try:
-            float(value)
-        except ValueError:
+        if not _PLAIN_NUMBER.fullmatch(value):
             break
         count += 1
     return count
@@ -316,7 +325,8 @@ def _parse_ctw1500_xml(path, strict):
     try:
         parser.Parse(_read_text(path).encode("utf-8"), True)
     except xml.parsers.expat.ExpatError as err:
-        raise AnnotationError(path, err.lineno, f"malformed XML ({xml.parsers.expat.errors.messages[err.code]})") from None
+        reason = xml.parsers.expat.errors.messages[err.code]
+        raise AnnotationError(path, err.lineno, f"malformed XML ({reason})") from None
     out = _Collector(path, strict)
     for box in boxes:
         if box["segs"] is None:

@@ -116,7 +116,7 @@ class DBNet(keras.Model):
         single-replica step on the global batch for equal-sized shards of identical statistics; the
         DB loss terms are ratios over the (replica) batch, so in general it is their replica average.
         """
-        images, labels = data
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         variables = self.trainable_variables
         if not self.optimizer.built:  # must not happen inside the tf.cond below
             self.optimizer.build(variables)
@@ -134,7 +134,7 @@ class DBNet(keras.Model):
         return self._report(losses, finite)
 
     def test_step(self, data):
-        images, labels = data
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self(images, training=False, return_maps=True)
         losses = self.db_loss(labels, outputs)
         return self._report(losses, _all_finite([losses["total_loss"]]))
@@ -187,7 +187,7 @@ class DBNet(keras.Model):
 
             def restore_all():
                 for variable, value in zip(moving, statistics):
-                    strategy.extended.update(variable, lambda v, x: v.assign(x), args=(value,), group=False)
+                    strategy.extended.update(variable.value, lambda v, x: v.assign(x), args=(value,), group=False)
 
             tf.cond(finite, update_all, restore_all)
 

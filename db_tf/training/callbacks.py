@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from db_tf.training import summaries
 from db_tf.training.optim import current_lr
 
 LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
@@ -243,40 +244,40 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 total = float(logs[key]) * self.finite_steps - start_means.get(key, 0.0) * start_count
                 values[key] = total / count
         lr = current_lr(self.model.optimizer)
-        with self.writer.as_default(step=step):
+        with self.writer.as_default():
             for key, value in values.items():
-                tf.summary.scalar(key, value)
-            tf.summary.scalar("lr", lr)
-            tf.summary.scalar("nonfinite_steps", self.state.nonfinite_total)
+                summaries.scalar(key, value, step)
+            summaries.scalar("lr", lr, step)
+            summaries.scalar("nonfinite_steps", self.state.nonfinite_total, step)
         self.writer.flush()
         self.window_start = (self.finite_steps, {key: float(logs[key]) for key in LOSS_KEYS if key in logs})
         if self.log is not None:
             losses = " ".join(f"{key} {value:.4f}" for key, value in values.items())
-            self.log(f"step {step} (epoch {self.state.epoch + 1}): {losses} lr {lr:.6g}")
+            self.log(f"step {step} (epoch {(step - 1) // self.state.steps_per_epoch + 1}): {losses} lr {lr:.6g}")
 
     def _write_images(self, step):
         images = self.probe_images[: self.max_images]
         outputs = self.model(images, training=False, return_maps=True)
         shown = self.denormalize(np.asarray(images)) if self.denormalize else np.asarray(images)
-        with self.writer.as_default(step=step):
-            tf.summary.image("input", shown, max_outputs=self.max_images)
+        with self.writer.as_default():
+            summaries.image("input", shown, step, self.max_images)
             for key in ("probability", "threshold", "binary"):
-                tf.summary.image(key, np.clip(np.asarray(outputs[key]), 0.0, 1.0), max_outputs=self.max_images)
+                summaries.image(key, np.asarray(outputs[key]), step, self.max_images)
             if self.probe_labels is not None:
                 for key in ("gt", "thresh_map"):
                     if key in self.probe_labels:
                         label = np.asarray(self.probe_labels[key][: self.max_images], np.float32)[..., None]
-                        tf.summary.image(f"label_{key}", label, max_outputs=self.max_images)
+                        summaries.image(f"label_{key}", label, step, self.max_images)
         self.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        with self.writer.as_default(step=self.state.step):
+        with self.writer.as_default():
             for key, value in logs.items():
                 if key in LOSS_KEYS:
-                    tf.summary.scalar(f"epoch/{key}", float(value))
+                    summaries.scalar(f"epoch/{key}", value, self.state.step)
                 elif key.startswith("val_") and value is not None and math.isfinite(float(value)):
-                    tf.summary.scalar(key, float(value))
+                    summaries.scalar(key, value, self.state.step)
         self.writer.flush()
 
     def on_train_end(self, logs=None):

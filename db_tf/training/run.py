@@ -204,9 +204,11 @@ def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=
     if not chief:
         worker = dist.worker_index()
         log = (lambda inner: (lambda message: inner(f"(worker {worker}) {message}")))(log)
+    import keras
     if cfg.TRAIN.MIXED_PRECISION:
-        import keras
         keras.mixed_precision.set_global_policy(cfg.TRAIN.MIXED_PRECISION)
+    # Reproducible weight initialisation (the data pipeline seeds itself from DATA.SEED too).
+    keras.utils.set_random_seed(int(cfg.DATA.SEED))
 
     run_dir = Path(resume or cfg.TRAIN.RUN_DIR)
     manager = CheckpointManager(run_dir / "checkpoints", keep=cfg.TRAIN.KEEP_CHECKPOINTS, write=chief, log=log)
@@ -299,10 +301,10 @@ def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=
         log(f"finishing epoch {state.epoch + 1}: batches {state.step_in_epoch + 1}..{steps_per_epoch}")
         model.fit(data_from(state.step), epochs=state.epoch + 1, initial_epoch=state.epoch,
                   steps_per_epoch=steps_per_epoch - state.step_in_epoch, callbacks=callbacks, verbose=verbose,
-                  **validation)
+                  shuffle=False, **validation)
     if not model.stop_training and state.step < total_steps:
         model.fit(data_from(state.step), epochs=cfg.TRAIN.EPOCHS, initial_epoch=state.epoch,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, **validation)
+                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
     return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
 
 

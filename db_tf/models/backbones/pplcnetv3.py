@@ -116,7 +116,13 @@ class RepConv(layers.Layer):
         out_channels = channels if self.depthwise else self.filters
         # A depthwise kernel is (k, k, channels, 1), a dense one (k, k, channels, filters): Keras' layouts.
         kernel_shape = (self.kernel_size, self.kernel_size, channels, 1 if self.depthwise else self.filters)
-        self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer="glorot_uniform")
+        # He initialisation with the true fan-in (k*k for a depthwise kernel: Keras' rules would count
+        # k*k*channels and make it tiny). This merged form has no batch norm, so a deep stack of these
+        # layers does not keep unit activations from scratch: it is meant to be fine-tuned from the
+        # imported PaddleOCR weights (which PaddleOCR trained in the re-parameterised, BN form).
+        fan_in = self.kernel_size ** 2 * (1 if self.depthwise else channels)
+        init = keras.initializers.RandomNormal(stddev=(2.0 / fan_in) ** 0.5)
+        self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=init)
         self.bias = self.add_weight(name="bias", shape=(out_channels,), initializer="zeros")
         self.affine = LearnableAffine(name="affine")
         self.affine.build(None)
