@@ -144,7 +144,7 @@ def samples_from_files(args):
         if args.sweep and det_scores is None:
             raise ValueError(f"--sweep needs scores, and {preds[key]} has none (write --format txt or json)")
         samples[key] = (polygons, ignore, dets, det_scores)
-    return samples, 0
+    return samples
 
 
 def samples_from_model(args, cfg, thresholds):
@@ -160,7 +160,6 @@ def samples_from_model(args, cfg, thresholds):
     missing = [p.name for p in images if p.stem not in gts]
     if missing:
         raise ValueError(f"images without a {args.gt_format} GT file in {args.gt}: {_names(missing)}")
-    args.batch_size = 1
     detector = detector_from_args(args, cfg)
     fixed = float(detector.settings["box_thresh"])
     lowest = min([fixed, *thresholds])
@@ -195,6 +194,8 @@ def main(argv=None):
                                                              args.unclip, args.short_side)):
         parser.error("--weights / --poly / --thresh / --box-thresh / --unclip / --short-side need --images")
     start, stop, step = args.sweep_range
+    if step <= 0 or start > stop:
+        parser.error(f"--sweep-range needs START <= STOP and STEP > 0, got {start} {stop} {step}")
     thresholds = [round(float(t), 6) for t in np.arange(start, stop + step / 2, step)] if args.sweep else []
     from db_tf.data.readers import AnnotationError
     from db_tf.pretrained import PretrainedError
@@ -202,7 +203,7 @@ def main(argv=None):
     try:
         cfg = config_from_args(args)
         if args.pred:
-            samples, failed = samples_from_files(args)
+            samples, failed = samples_from_files(args), 0
             fixed_samples, label = samples, ""
         else:
             samples, failed, fixed = samples_from_model(args, cfg, thresholds)

@@ -57,7 +57,7 @@ def detector_from_args(args, cfg):
         polygon = args.poly if args.poly is not None else bool(cfg.POSTPROCESS.POLYGON)
         flags["poly_unclip_ratio" if polygon else "unclip_ratio"] = args.unclip
     return TextDetector.from_config(cfg, weights=args.weights, explicit_keys=explicit,
-                                    batch_size=args.batch_size, **flags)
+                                    batch_size=getattr(args, "batch_size", 1), **flags)
 
 
 def list_images(imgpath):

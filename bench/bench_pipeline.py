@@ -128,18 +128,19 @@ def bench_train_step(cfg, steps):
     step, model = build_train_step(cfg)
     images, labels = next(iter(build_dataset(cfg)))
     images, labels = tf.identity(images), {k: tf.identity(v) for k, v in labels.items()}
-    times = []
+    times, cpu_times = [], []
     for i in range(steps + 2):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         logs = step((images, labels))
         float(logs["total_loss"])  # wait for the step
         if i >= 2:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     median = float(np.median(times))
     batch = cfg.TRAIN.BATCH_SIZE
     print(f"(b) R18-DB train step from memory: {median:.2f} s/step = {batch / median:.2f} samples/s "
           f"(batch {batch}, {cfg.DATA.IMAGE_SIZE}x{cfg.DATA.IMAGE_SIZE}, median of {steps} after 2 warm-up, "
-          f"steps {', '.join(f'{t:.2f}' for t in times)})")
+          f"steps {', '.join(f'{t:.2f}' for t in times)}; {np.median(cpu_times):.2f} CPU-s per step)")
     return step, median
 
 
@@ -148,7 +149,10 @@ def bench_fed(cfg, step, steps, memory_step):
 
     iterator = iter(build_dataset(cfg, start_step=100))
     waits, computes = [], []
+    cpu_start = None
     for i in range(steps + 2):
+        if i == 2:
+            cpu_start = time.process_time()
         start = time.perf_counter()
         batch = next(iterator)
         ready = time.perf_counter()
@@ -158,12 +162,14 @@ def bench_fed(cfg, step, steps, memory_step):
         if i >= 2:
             waits.append(ready - start)
             computes.append(done - ready)
+    cpu_per_step = (time.process_time() - cpu_start) / steps
     wait, compute = float(np.sum(waits)), float(np.sum(computes))
     per_step = (wait + compute) / steps
     print(f"(c) train step fed by the pipeline: {per_step:.2f} s/step, of which waiting for input "
           f"{wait / steps:.2f} s ({100 * wait / (wait + compute):.1f} % of step time) and the step "
           f"{compute / steps:.2f} s ({compute / steps / memory_step:.2f}x the from-memory step: the pipeline "
-          f"threads share the cores); {steps} steps after 2 warm-up")
+          f"threads share the cores); {cpu_per_step:.2f} CPU-s per step (step + pipeline); {steps} steps "
+          f"after 2 warm-up")
 
 
 def main():
@@ -177,7 +183,7 @@ def main():
 
     cfg, source = configure(args.size, args.batch)
     print(f"data: {source}; {args.size}x{args.size}, batch {args.batch}, default augmentation; "
-          f"{os.cpu_count()} CPU cores")
+          f"{os.cpu_count()} CPU cores, load average at start {os.getloadavg()[0]:.1f} (other jobs skew wall times)")
     bench_generator(args.size)
     bench_stages(cfg)
     bench_pipeline(cfg, args.pipeline_batches)

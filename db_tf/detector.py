@@ -79,6 +79,8 @@ class TextDetector:
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown TextDetector settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        if model is not None and weights is not None:
+            raise ValueError("give either weights or model, not both")
         meta = {}
         if model is None:
             model, meta = _load_model(weights, model_config)
@@ -159,7 +161,7 @@ class TextDetector:
             return out
         batch, valid_sizes = pre.pad_batch(prepared)
         outputs = self._forward(batch, return_maps)
-        for index, (vh, vw), row in zip(where, valid_sizes, range(len(prepared))):
+        for row, (index, (vh, vw)) in enumerate(zip(where, valid_sizes)):
             out[index] = {key: np.asarray(value[row, :vh, :vw, 0], np.float32) for key, value in outputs.items()}
         return out
 
@@ -219,7 +221,6 @@ def _compiled_forward(model):
     A Keras model runs inside one tf.function with dynamic spatial dimensions: every image size reuses
     the same graph (no retracing per size). Other callables (e.g. test doubles) are called as they are.
     """
-    plain = getattr(model, "__call__")
     compiled = {}
     keras = sys.modules.get("keras")  # not imported yet: the model cannot be a Keras model (and TF stays unloaded)
     if keras is not None and isinstance(model, keras.Model):
@@ -239,7 +240,7 @@ def _compiled_forward(model):
     def forward(batch, return_maps):
         call = compiled.get(return_maps)
         if call is None:
-            result = plain(batch, training=False, return_maps=True) if return_maps else plain(batch, training=False)
+            result = model(batch, training=False, return_maps=True) if return_maps else model(batch, training=False)
         else:
             result = call(batch)
         if isinstance(result, dict):

@@ -163,6 +163,8 @@ def read_detections(path):
             polygons = [np.asarray(p, np.float32).reshape(-1, 2) for p in data["polygons"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a detection JSON with a 'polygons' list ({exc})") from None
+        if any(len(p) < 3 or not np.all(np.isfinite(p)) for p in polygons):
+            raise ValueError(f"{path}: every polygon needs at least 3 finite points")
         scores = data.get("scores")
         return polygons, None if scores is None else np.asarray(scores, np.float32)
     polygons, scores = [], []
@@ -180,6 +182,8 @@ def read_detections(path):
         if len(numbers) < 6:
             raise ValueError(f"{path}:{line_no}: expected at least 3 points 'x1,y1,x2,y2,x3,y3,...', "
                              f"got {line.strip()!r}")
+        if not np.all(np.isfinite(numbers)):
+            raise ValueError(f"{path}:{line_no}: non-finite coordinate in {line.strip()!r}")
         polygons.append(np.asarray(numbers, np.float32).reshape(-1, 2))
     if scores and len(scores) != len(polygons):
         raise ValueError(f"{path}: some lines have a score and some do not")

@@ -121,7 +121,7 @@ def _boxes_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode):
         if not pieces:
             continue
         # the official code feeds all pieces' points to minAreaRect (a rectangle never splits anyway)
-        rect = cv2.minAreaRect(np.concatenate(pieces).reshape(-1, 1, 2))
+        rect = cv2.minAreaRect(np.concatenate(pieces).astype(np.int32).reshape(-1, 1, 2))
         if min(rect[1]) < MIN_SIZE_UNCLIPPED:
             continue
         final_boxes.append(cv2.boxPoints(rect))
@@ -164,7 +164,7 @@ def _polygons_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode
         pieces = unclip(points, distance)
         if len(pieces) != 1:  # several pieces: the text is not one region (official rule); none: nothing left
             continue
-        expanded = np.asarray(pieces[0]).reshape(-1, 2)
+        expanded = np.asarray(pieces[0], dtype=np.int32).reshape(-1, 2)  # OpenCV 4 wants int32, not int64
         if min(cv2.minAreaRect(expanded.reshape(-1, 1, 2))[1]) < MIN_SIZE_UNCLIPPED:
             continue
         polygons.append(expanded)

@@ -22,7 +22,11 @@ SIZE_MULTIPLE = 32
 
 
 def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD, channel_order="RGB"):
-    """uint8 RGB (..., 3) -> float32 (..., 3): optional RGB->BGR swap, then (x / 255 - mean) / std."""
+    """uint8 RGB (..., 3) -> float32 (..., 3): optional RGB->BGR swap, then (x / 255 - mean) / std.
+
+    uint8 input goes through a 256-entry lookup table per channel (cv2.LUT) holding exactly the values of
+    the formula in float32, which is several times faster than evaluating it pixel by pixel.
+    """
     order = str(channel_order).upper()
     if order not in CHANNEL_ORDERS:
         raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
@@ -33,9 +37,16 @@ def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD, channel_order="RGB"):
     std = np.asarray(std, np.float32).reshape(3)
     if np.any(std == 0):
         raise ValueError(f"std must not contain 0, got {std.tolist()}")
+    if image.dtype != np.uint8 or image.size == 0:
+        if order == "BGR":
+            image = image[..., ::-1]
+        return ((image.astype(np.float32) / np.float32(255.0) - mean) / std).astype(np.float32, copy=False)
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    table = ((levels / np.float32(255.0) - mean) / std).astype(np.float32)  # (256, 3)
+    rows = np.ascontiguousarray(image).reshape(-1, image.shape[-2], 3)  # batches: images stacked row-wise
     if order == "BGR":
-        image = image[..., ::-1]
-    return ((image.astype(np.float32) / np.float32(255.0) - mean) / std).astype(np.float32, copy=False)
+        rows = cv2.cvtColor(rows, cv2.COLOR_RGB2BGR)
+    return cv2.LUT(rows, table.reshape(1, 256, 3)).reshape(image.shape)
 
 
 def to_rgb_uint8(image):
@@ -88,6 +99,8 @@ def pad_batch(images, value=0.0):
     """
     if not images:
         raise ValueError("pad_batch needs at least one image")
+    if len(images) == 1:
+        return images[0][None], [images[0].shape[:2]]  # nothing to pad: no copy
     height = max(im.shape[0] for im in images)
     width = max(im.shape[1] for im in images)
     batch = np.full((len(images), height, width, images[0].shape[2]), value, dtype=images[0].dtype)

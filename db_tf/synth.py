@@ -108,7 +108,8 @@ def _pick_words_and_font(rng, n_words):
     return [str(w) for w in rng.choice(["OPEN", "SALE", "EXIT"], n_words)], fonts[0]
 
 
-def _camera(rng, shape_bent_center, patch_side, canvas_side):
+def _camera(rng, center, patch_side, canvas_side):
+    """Homography of a random view: mostly near-horizontal, some any angle, a few vertical; half tilted."""
     roll_kind = rng.random()
     if roll_kind < 0.7:
         roll = rng.normal(0, 0.12)
@@ -120,18 +121,18 @@ def _camera(rng, shape_bent_center, patch_side, canvas_side):
     if rng.random() < 0.5:
         tilt_x, tilt_y = np.clip(rng.normal(0, 0.35, 2), -0.9, 0.9)
     focal = rng.uniform(0.8, 2.5) * max(patch_side, canvas_side)
-    return camera_homography(tilt_x, tilt_y, roll, focal, shape_bent_center)
+    return camera_homography(tilt_x, tilt_y, roll, focal, center)
 
 
-def _place_text(sample, ignore, occupied, rng, level, panels):
-    """Render one text instance (a word or a line of words) somewhere free; returns True if placed."""
-    height, width = sample.image.shape[:2]
-    style = _text_style(rng, min(height, width))
-    words, font = _pick_words_and_font(rng, style["n_words"])
+def _render_to_fit(words, font, style, rng, width, height):
+    """Render and pose the text; shrink the font once if it does not fit the canvas.
+
+    Returns (flat text, arc or None, homography, posed patch border) or None.
+    """
     for _attempt in range(2):
         flat = render_flat(words, font, style["size"], style["tracking"], style["stroke"])
         if flat is None:
-            return False
+            return None
         arc = _bend(flat, style["bend_degrees"], rng)
         border = patch_outline(flat.fill.shape, arc)
         center = (border.min(0) + border.max(0)) / 2
@@ -139,29 +140,49 @@ def _place_text(sample, ignore, occupied, rng, level, panels):
         placed = apply_homography(matrix, border)
         extent = np.ptp(placed, 0)
         if extent[0] < width - 8 and extent[1] < height - 8:
-            break
+            return flat, arc, matrix, placed
         style["size"] = int(style["size"] * 0.9 * min((width - 8) / extent[0], (height - 8) / extent[1]))
+        style["tiny"] = style["tiny"] or style["size"] < 10
         if style["size"] < 6:
-            return False
-    else:
-        return False
-    panel_box = _panel_box(flat, style) if panels and rng.random() < 0.2 else None
-    keep_out = box_outline(panel_box, arc) if panel_box else box_outline(flat.line_box, arc)
+            return None
+    return None
+
+
+def _find_free_spot(matrix, placed, keep_out, occupied, size, rng, width, height):
+    """Translate the posed text to a random spot where it keeps clear of earlier texts (6 tries).
+
+    Returns the final homography (and marks the spot occupied) or None.
+    """
     for _try in range(6):
         low, high = 4 - placed.min(0), np.array([width - 4, height - 4]) - placed.max(0)
         if np.any(high < low):
-            return False
+            return None
         shift = rng.uniform(low, high)
         moved = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]]) @ matrix
-        footprint = _footprint(apply_homography(moved, keep_out), occupied.shape, style["size"])
+        footprint = _footprint(apply_homography(moved, keep_out), occupied.shape, size)
         if not np.any(occupied & footprint):
             occupied |= footprint
-            break
-    else:
+            return moved
+    return None
+
+
+def _place_text(sample, ignore, occupied, rng, level, panels):
+    """Render one text instance (a word or a line of words) somewhere free; returns True if placed."""
+    height, width = sample.image.shape[:2]
+    style = _text_style(rng, min(height, width))
+    words, font = _pick_words_and_font(rng, style["n_words"])
+    fitted = _render_to_fit(words, font, style, rng, width, height)
+    if fitted is None:
         return False
-    region = _region(apply_homography(moved, border), width, height)
+    flat, arc, matrix, placed = fitted
+    panel_box = _panel_box(flat) if panels and rng.random() < 0.2 else None
+    keep_out = box_outline(panel_box or flat.line_box, arc)
+    moved = _find_free_spot(matrix, placed, keep_out, occupied, style["size"], rng, width, height)
+    if moved is None:
+        return False
     if panel_box:
         _draw_panel(sample.image, apply_homography(moved, box_outline(panel_box, arc)), rng)
+    region = _region(apply_homography(moved, patch_outline(flat.fill.shape, arc)), width, height)
     _composite(sample.image, flat, arc, moved, region, rng)
     boxes = flat.word_boxes if level == "word" else [flat.line_box]
     texts = flat.words if level == "word" else [" ".join(flat.words)]
@@ -183,7 +204,7 @@ def _bend(flat, degrees, rng):
     return Arc(radius=radius, sign=sign, u_mid=(u0 + u1) / 2, v_mid=(v0 + v1) / 2)
 
 
-def _panel_box(flat, style):
+def _panel_box(flat):
     u0, u1, v0, v1 = flat.line_box
     margin = 0.35 * (v1 - v0)
     return (u0 - margin, u1 + margin, v0 - margin, v1 + margin)

@@ -99,9 +99,11 @@ def test_images_mode_runs_the_model_and_scores_it(tmp_path, monkeypatch, capsys)
     images, gt = tmp_path / "imgs", tmp_path / "gt"
     images.mkdir()
     gt.mkdir()
-    care_a, dont_care_b, care_c, missed_d = (20, 20, 220, 80), (20, 100, 220, 150), (30, 30, 230, 90), (30, 120, 230, 170)
-    for name, painted, lines in (("img_1", (care_a, dont_care_b), box_line(*care_a, "A") + box_line(*dont_care_b, "###")),
-                                 ("img_2", (care_c,), box_line(*care_c, "C") + box_line(*missed_d, "D"))):
+    care_a, dont_care_b = (20, 20, 220, 80), (20, 100, 220, 150)
+    care_c, missed_d = (30, 30, 230, 90), (30, 120, 230, 170)
+    for name, painted, lines in (
+            ("img_1", (care_a, dont_care_b), box_line(*care_a, "A") + box_line(*dont_care_b, "###")),
+            ("img_2", (care_c,), box_line(*care_c, "C") + box_line(*missed_d, "D"))):
         image = np.zeros((200, 260, 3), np.uint8)
         for rect in painted:
             x0, y0, x1, y1 = _shrunk(*rect)

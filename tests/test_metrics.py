@@ -193,3 +193,6 @@ def test_read_detections_text_and_json(tmp_path):
     (tmp_path / "e.txt").write_text("1,2,3,2,3,4,1,4\n1,2\n")
     with pytest.raises(ValueError, match=r"e.txt:2"):
         read_detections(tmp_path / "e.txt")
+    (tmp_path / "f.txt").write_text("1,2,3,nan,3,4,1,4\n")
+    with pytest.raises(ValueError, match=r"f.txt:1: non-finite"):
+        read_detections(tmp_path / "f.txt")

@@ -89,6 +89,8 @@ def test_batches_equal_the_numpy_examples_of_their_positions(tmp_path):
         np.testing.assert_array_equal(images[row], want_image)
         for key in want_labels:
             np.testing.assert_array_equal(labels[key][row], want_labels[key])
+    uninterrupted = _batches(build_dataset(cfg, maker=maker), 4)
+    np.testing.assert_array_equal(uninterrupted[3][0], images)
 
 
 def test_same_seed_gives_identical_batches_and_other_seed_does_not(tmp_path):

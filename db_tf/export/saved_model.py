@@ -1,0 +1,74 @@
+"""SavedModel export in the layout TensorFlow Serving loads: ``<output>/<version>/saved_model.pb``.
+
+Signatures (see signatures.py for the tensors):
+    serving_default  image_bytes (tf.string, encoded files)  -> probability, original_size, resized_size
+    serving_float    images (float32 RGB 0..255)              -> probability
+TF Serving's REST API base64-decodes inputs whose name ends in ``_bytes``, so clients send
+``{"instances": [{"image_bytes": {"b64": "..."}}]}``; db_tf.serving builds such requests.
+
+The model is written with Keras 3's ``keras.export.ExportArchive`` (which tracks the Keras variables)
+to a hidden temporary folder and then renamed into place: TF Serving polls the model folder and only
+looks at numeric version folders, so it never sees a half-written version. The export settings
+(preprocessing, post-processing, model) go to ``assets.extra/db_tf_export.json``, a folder TF Serving
+leaves alone.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from db_tf.export.signatures import BYTES_SPEC, FLOAT_SPEC, encoded_images, float_images
+
+DEFAULT_SIGNATURE = "serving_default"
+FLOAT_SIGNATURE = "serving_float"
+METADATA_FILE = "db_tf_export.json"
+
+
+def export_saved_model(model, settings, output_dir, version=1, overwrite=False, metadata=None):
+    """Write ``<output_dir>/<version>/`` with both signatures; returns its path.
+
+    settings: preprocessing (``channel_order``, ``mean``, ``std``, ``short_side``, ``max_side``, optional
+    ``size``), e.g. TextDetector.settings. metadata: a JSON-able dict written to assets.extra.
+    An existing version folder is an error unless overwrite=True (TF Serving may be serving it).
+    """
+    version = int(version)
+    if version < 0:
+        raise ValueError(f"the version must be a non-negative integer (TF Serving's folder names), got {version}")
+    target = Path(output_dir) / str(version)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists: choose another --version (TF Serving serves the highest) "
+                              f"or pass --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{version}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_saved_model(model, settings, staging, signatures=(DEFAULT_SIGNATURE, FLOAT_SIGNATURE))
+    if metadata is not None:
+        (staging / "assets.extra").mkdir(exist_ok=True)
+        (staging / "assets.extra" / METADATA_FILE).write_text(json.dumps(metadata, indent=1) + "\n",
+                                                               encoding="utf-8")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target
+
+
+def write_saved_model(model, settings, path, signatures=(DEFAULT_SIGNATURE, FLOAT_SIGNATURE)):
+    """A SavedModel with the named signatures at ``path`` (no version folder, no metadata)."""
+    builders = {DEFAULT_SIGNATURE: (encoded_images, BYTES_SPEC), FLOAT_SIGNATURE: (float_images, FLOAT_SPEC)}
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name in signatures:
+        build, spec = builders[name]
+        # autograph off: the functions have no Python control flow on tensors
+        archive.add_endpoint(name, tf.function(build(model, settings), input_signature=[spec], autograph=False))
+    archive.write_out(str(path), verbose=False)
+    return Path(path)
+
+
+def read_metadata(saved_model_dir):
+    """The export metadata of a version folder, or None when it has none."""
+    path = Path(saved_model_dir) / "assets.extra" / METADATA_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

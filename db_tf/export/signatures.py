@@ -1,0 +1,81 @@
+"""The functions every exported format serves, built from a DBNet and its preprocessing settings.
+
+``float_images`` (SavedModel signature "serving_float"; the whole ONNX and TFLite models):
+    images   float32 (N, H, W, 3): RGB pixel values 0..255, any H and W (the caller resizes)
+ -> probability float32 (N, H, W, 1)
+    Normalisation (channel order, mean, std) is baked in, so no client needs to know that PaddleOCR
+    weights want BGR. H and W need not be multiples of 32: the images are padded with the mean colour
+    to the next multiple and the map is cropped back, which equals running the padded image.
+
+``encoded_images`` (SavedModel signature "serving_default"):
+    image_bytes   tf.string (N,): encoded JPEG / PNG / GIF / BMP / WebP files, sizes may differ
+ -> probability   float32 (N, H, W, 1), padded to the largest resized image of the batch
+    original_size int32 (N, 2): (height, width) of each decoded image
+    resized_size  int32 (N, 2): (height, width) each image was resized to: its valid map region is
+                  ``probability[i, :resized_size[i, 0], :resized_size[i, 1]]``, and coordinates in it
+                  scale to the original image by original_size / resized_size
+    Each image is decoded, resized by the model's policy and normalised in the graph (see
+    graph_preprocess.py), the batch is padded and the network runs once, as TextDetector does.
+
+Box extraction stays outside the graph: contours, minimum-area rectangles and the polygon offset
+(unclip) have no TensorFlow ops, and an approximation would give other boxes than
+db_tf.postprocess; db_tf.serving turns the maps into boxes on the client.
+"""
+import tensorflow as tf
+
+from db_tf import preprocess
+from db_tf.export import graph_preprocess as gp
+
+FLOAT_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
+BYTES_SPEC = tf.TensorSpec([None], tf.string, name="image_bytes")
+
+
+def float_images(model, settings):
+    """The float-image function (see module doc) for tf.function / converters."""
+
+    def probability_map(images):
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        network_input = gp.pad_to_multiple(_normalize(images, settings))
+        probability = model(network_input, training=False)
+        return {"probability": probability[:, :height, :width, :]}
+
+    return probability_map
+
+
+def encoded_images(model, settings):
+    """The encoded-image function (see module doc) for tf.function."""
+
+    def prepare(args):
+        index, data = args
+        image = gp.decode(data, index)
+        original_size = tf.shape(image)[:2]
+        size = _network_size(original_size, settings)
+        resized = _normalize(gp.resize(image, size), settings)
+        # a ragged row per image: .to_tensor() below pads the batch bottom/right with 0 (the mean colour)
+        return tf.RaggedTensor.from_tensor(resized), original_size, size
+
+    def probability_maps(image_bytes):
+        count = tf.size(image_bytes)
+        not_empty = tf.debugging.assert_positive(count, message="image_bytes is empty: send at least one image")
+        with tf.control_dependencies([not_empty]):
+            indices = tf.range(count)
+        ragged, original_size, resized_size = tf.map_fn(
+            prepare, (indices, image_bytes),
+            fn_output_signature=(tf.RaggedTensorSpec([None, None, 3], tf.float32, ragged_rank=1),
+                                 tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)))
+        batch = ragged.to_tensor()
+        batch.set_shape([None, None, None, 3])
+        return {"probability": model(batch, training=False), "original_size": original_size,
+                "resized_size": resized_size}
+
+    return probability_maps
+
+
+def _normalize(images, settings):
+    return gp.normalize(images, settings["mean"], settings["std"], settings["channel_order"])
+
+
+def _network_size(original_size, settings):
+    if settings.get("size"):  # a fixed network input size (rounded to multiples of 32 as db_tf.preprocess does)
+        return tf.constant(preprocess.inference_size(1, 1, size=settings["size"]), tf.int32)
+    return gp.inference_size(original_size[0], original_size[1], settings["short_side"], settings["max_side"])
