@@ -1,6 +1,6 @@
 """Input-pipeline benchmark: is the data fast enough to keep an R18-DB train step busy?
 
-    python bench/bench_pipeline.py [--size 640] [--batch 8] [--steps 6] [--no-model]
+    python bench/bench_pipeline.py [--size 640] [--batch 8] [--steps 6] [--no-model] [--data auto|synth]
 
 Measures, and prints how:
   (0) the synthetic generator alone: images/s of db_tf.synth.generate at size x size, one thread;
@@ -8,7 +8,8 @@ Measures, and prints how:
       thread, on the benchmark data;
   (a) the tf.data pipeline alone (build_dataset "train", cfg.DATA.NUM_WORKERS = AUTOTUNE): samples/s
       over `--pipeline-batches` batches after 3 warm-up batches, on ICDAR 2015 train from
-      ../shared/data when present, else on synthetic text (the printout says which);
+      ../shared/data when present (unless --data synth), else on synthetic text (the printout says
+      which);
   (b) an R18-DB (resnet18 + FPN, 256 channels) train step (DBNet.train_step, SGD, DBLoss) at
       size x size, batch `--batch`, fed one cached batch from memory: s/step and samples/s,
       median over `--steps` steps after 2 warm-up steps;
@@ -32,19 +33,19 @@ import numpy as np  # noqa: E402
 ICDAR = REPO.parent / "shared" / "data" / "icdar2015_train"
 
 
-def configure(size, batch):
+def configure(size, batch, data="auto"):
     from db_tf.config import load_config
 
     cfg = load_config()
     cfg.DATA.IMAGE_SIZE = size
     cfg.TRAIN.BATCH_SIZE = batch
     cfg.DATA.NUM_WORKERS = -1
-    if (ICDAR / "imgs").is_dir():
+    if data != "synth" and (ICDAR / "imgs").is_dir():
         cfg.DATA.TRAIN = [{"format": "icdar2015", "images": str(ICDAR / "imgs"), "labels": str(ICDAR / "gts")}]
         source = f"ICDAR 2015 train ({ICDAR})"
     else:
         cfg.DATA.TRAIN = []
-        source = "synthetic scene text (../shared/data/icdar2015_train not found)"
+        source = "synthetic scene text" + ("" if data == "synth" else " (../shared/data/icdar2015_train not found)")
     return cfg, source
 
 
@@ -179,9 +180,11 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="timed train steps for (b) and (c)")
     parser.add_argument("--pipeline-batches", type=int, default=12, help="timed batches for (a)")
     parser.add_argument("--no-model", action="store_true", help="skip (b) and (c)")
+    parser.add_argument("--data", choices=("auto", "synth"), default="auto",
+                        help="auto: ICDAR 2015 from ../shared when present, else synthetic; synth: synthetic")
     args = parser.parse_args()
 
-    cfg, source = configure(args.size, args.batch)
+    cfg, source = configure(args.size, args.batch, args.data)
     print(f"data: {source}; {args.size}x{args.size}, batch {args.batch}, default augmentation; "
           f"{os.cpu_count()} CPU cores, load average at start {os.getloadavg()[0]:.1f} (other jobs skew wall times)")
     bench_generator(args.size)

@@ -93,14 +93,14 @@ class DBLoss:
         self.min_negatives = int(min_negatives)
 
     def __call__(self, labels, outputs):
-        gt, mask, thresh_map, thresh_mask = (_map(labels, key, "labels") for key in LABEL_KEYS)
-        binarize = balanced_bce_loss(_map(outputs, "logits", "outputs"), gt, mask,
+        gt, mask, thresh_map, thresh_mask = (_float_map(labels, key, "labels") for key in LABEL_KEYS)
+        binarize = balanced_bce_loss(_float_map(outputs, "logits", "outputs"), gt, mask,
                                      self.negative_ratio, self.min_negatives)
-        thresh = masked_l1_loss(_map(outputs, "threshold", "outputs"), thresh_map, thresh_mask)
+        thresh = masked_l1_loss(_float_map(outputs, "threshold", "outputs"), thresh_map, thresh_mask)
         if self.binary == "dice":
-            thresh_binary = dice_loss(_map(outputs, "binary", "outputs"), gt, mask)
+            thresh_binary = dice_loss(_float_map(outputs, "binary", "outputs"), gt, mask)
         else:
-            thresh_binary = balanced_bce_loss(_map(outputs, "binary_logits", "outputs"), gt, mask,
+            thresh_binary = balanced_bce_loss(_float_map(outputs, "binary_logits", "outputs"), gt, mask,
                                               self.negative_ratio, self.min_negatives)
         total = self.alpha * binarize + self.beta * thresh + self.gamma * thresh_binary
         return {"binarize_loss": binarize, "thresh_loss": thresh, "thresh_binary_loss": thresh_binary,
@@ -118,7 +118,7 @@ def build_loss(loss_cfg):
                   min_negatives=loss_cfg.get("MIN_NEGATIVES", 100))
 
 
-def _map(tensors, key, what):
+def _float_map(tensors, key, what):
     """tensors[key] as float32 (B, H, W); a missing key names itself."""
     if key not in tensors:
         raise KeyError(f"DBLoss: {what} has no {key!r} (has: {', '.join(sorted(tensors))})")

@@ -7,8 +7,8 @@ import tensorflow as tf
 from keras.ops import convert_to_numpy as to_numpy
 
 from db_tf.models.backbones import BACKBONES
-from db_tf.models.backbones.pplcnetv3 import (LearnableAffine, RepConv, SqueezeExcite, make_divisible,
-                                              pplcnetv3_x0_75)
+from db_tf.models.backbones.pplcnetv3 import (STAGES, LCNetV3Block, LearnableAffine, RepConv, SqueezeExcite,
+                                              make_divisible, pplcnetv3_x0_75)
 from db_tf.models.necks import NECKS
 from db_tf.models.necks.rsefpn import RSEFPN
 
@@ -53,17 +53,38 @@ def np_se(x, se, slope):
 def randomize(layer, scale=0.5):
     """Non-trivial values everywhere (default inits have zero biases and unit affine scales)."""
     for variable in layer.weights:
-        variable.assign(RNG.normal(0, scale, variable.shape).astype("float32") + (1.0 if "scale" in variable.path else 0))
+        offset = 1.0 if variable.path.endswith("scale") else 0.0
+        variable.assign(RNG.normal(0, scale, variable.shape).astype("float32") + offset)
 
 
-def np_rep_conv(x, layer):
-    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
-    pad = layer.kernel_size // 2
-    y = np_conv(x, kernel, layer.strides, pad, layer.depthwise) + bias
-    y = y * layer.affine.scale.numpy() + layer.affine.bias.numpy()
+def np_affine(x, affine):
+    return x * affine.scale.numpy() + affine.bias.numpy()
+
+
+def np_rep_conv(x, layer, input_affine=None):
+    """The unfolded layer: [input affine] -> zero-padded conv + bias -> affine [-> hard-swish -> act_affine]."""
+    if input_affine is not None:
+        x = np_affine(x, input_affine)
+    y = np_conv(x, layer.kernel.numpy(), layer.strides, layer.kernel_size // 2, layer.depthwise) + layer.bias.numpy()
+    y = np_affine(y, layer.affine)
     if layer.strides != 2:
-        y = np_hard_swish(y) * layer.act_affine.scale.numpy() + layer.act_affine.bias.numpy()
+        y = np_affine(np_hard_swish(y), layer.act_affine)
     return y
+
+
+def np_block(x, block, input_affine=None):
+    x = np_rep_conv(x, block.depthwise, input_affine)
+    if block.se is not None:
+        x = np_se(x, block.se, 1 / 6)
+    return np_rep_conv(x, block.pointwise)
+
+
+def pending_affine(scale, bias):
+    affine = LearnableAffine()
+    affine.build(None)
+    affine.scale.assign(scale)
+    affine.bias.assign(bias)
+    return affine
 
 
 # ----------------------------------------------------------------------------- layers
@@ -78,18 +99,25 @@ def test_make_divisible_hand_values():
     assert make_divisible(17.5) == 16       # 16 >= 15.75
 
 
+@pytest.mark.parametrize("input_affine", [None, (1.7, 0.4), (-0.6, -1.3)])
 @pytest.mark.parametrize("depthwise, kernel_size, strides, shape", [
     (True, 3, 2, (2, 9, 8, 4)),     # stride 2: symmetric padding, no activation (odd height too)
     (True, 5, 1, (1, 7, 6, 3)),     # 5x5 stride 1
     (False, 1, 1, (1, 5, 4, 6)),    # pointwise with activation
 ])
-def test_rep_conv_matches_numpy(depthwise, kernel_size, strides, shape):
+def test_rep_conv_with_folded_affines_matches_unfolded_numpy(depthwise, kernel_size, strides, shape, input_affine):
+    """RepConv folds its own affine and the previous layer's pending affine into its weights (and pads
+    with -b/s): the result equals the unfolded layer on the affine-transformed, zero-padded input."""
     layer = RepConv(filters=None if depthwise else 5, kernel_size=kernel_size, strides=strides, depthwise=depthwise)
     x = RNG.normal(size=shape).astype("float32")
     layer(x)
     randomize(layer)
+    pending = None if input_affine is None else pending_affine(*input_affine)
     assert layer.activation == (strides != 2)
-    np.testing.assert_allclose(to_numpy(layer(x)), np_rep_conv(x, layer), rtol=1e-4, atol=1e-4)
+    got = to_numpy(layer(x, input_affine=pending))
+    if layer.activation:   # the layer leaves its act_affine to the consumer
+        got = np_affine(got, layer.act_affine)
+    np.testing.assert_allclose(got, np_rep_conv(x, layer, pending), rtol=1e-4, atol=1e-4)
 
 
 def test_stride2_padding_is_symmetric_unlike_keras_same():
@@ -108,6 +136,17 @@ def test_stride2_padding_is_symmetric_unlike_keras_same():
     assert not np.array_equal(same, y)  # 'same' pads bottom/right only: the map would shift
 
 
+@pytest.mark.parametrize("squeeze_excite", [False, True])
+def test_block_matches_unfolded_numpy(squeeze_excite):
+    block = LCNetV3Block(6, 5, 1, squeeze_excite)
+    x = RNG.normal(size=(2, 6, 7, 8)).astype("float32")
+    block(x)
+    randomize(block)
+    pending = pending_affine(0.8, -0.3)
+    got = np_affine(to_numpy(block(x, input_affine=pending)), block.output_affine)
+    np.testing.assert_allclose(got, np_block(x, block, pending), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("slope", [1 / 6, 0.2])
 def test_squeeze_excite_matches_numpy(slope):
     se = SqueezeExcite(slope=slope)
@@ -118,11 +157,8 @@ def test_squeeze_excite_matches_numpy(slope):
 
 
 def test_learnable_affine():
-    layer = LearnableAffine()
+    layer = pending_affine(-2.0, 0.5)
     x = np.arange(6, dtype="float32").reshape(1, 2, 3, 1)
-    layer(x)
-    layer.scale.assign(-2.0)
-    layer.bias.assign(0.5)
     np.testing.assert_allclose(to_numpy(layer(x)), -2.0 * x + 0.5)
 
 
@@ -143,24 +179,56 @@ def hand_count():
     return total
 
 
-def test_backbone_shapes_and_parameter_count():
+def np_backbone(images, model):
+    """The backbone with every affine block applied where the architecture puts it (nothing folded)."""
+    stem = model.get_layer("stem_bn")
+    x = np_conv(images, model.get_layer("stem_conv").kernel.numpy(), 2, 1)
+    x = (x - stem.moving_mean.numpy()) / np.sqrt(stem.moving_variance.numpy() + stem.epsilon) \
+        * stem.gamma.numpy() + stem.beta.numpy()
+    features = []
+    for stage_index, stage in enumerate(STAGES):
+        for block_index in range(len(stage)):
+            x = np_block(x, model.get_layer(f"stage{stage_index + 1}_block{block_index + 1}"))
+        if stage_index > 0:
+            projection = model.get_layer(f"c{len(features) + 2}_projection")
+            features.append(np_conv(x, projection.kernel.numpy()) + projection.bias.numpy())
+    return features
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return pplcnetv3_x0_75()
+
+
+def test_backbone_shapes_and_parameter_count(backbone):
     assert BACKBONES["pplcnetv3_x0_75"] is pplcnetv3_x0_75
-    model = pplcnetv3_x0_75()
-    features = model(np.zeros((1, 64, 96, 3), "float32"))
+    features = backbone(np.zeros((1, 64, 96, 3), "float32"))
     assert [tuple(f.shape) for f in features] == [
         (1, 16, 24, 12), (1, 8, 12, 18), (1, 4, 6, 42), (1, 2, 3, 360)]
-    count = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    count = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables)
     assert count == hand_count()
 
 
-def test_backbone_loads_its_own_weights_file(tmp_path):
-    source = pplcnetv3_x0_75()
-    for variable in source.weights:
+def test_backbone_with_folding_matches_unfolded_numpy(backbone):
+    """The whole chain of deferred affines (blocks, SE blocks, projections) equals the plain network."""
+    keras.utils.set_random_seed(5)
+    for variable in backbone.weights:   # small random weights so activations stay in range
+        if variable.path.endswith(("scale", "gamma", "moving_variance")):
+            variable.assign(RNG.uniform(0.5, 1.5, variable.shape).astype("float32"))
+        else:
+            variable.assign(RNG.normal(0, 0.2, variable.shape).astype("float32"))
+    images = RNG.normal(size=(1, 64, 64, 3)).astype("float32")
+    for got, expected in zip(backbone(images, training=False), np_backbone(images, backbone)):
+        np.testing.assert_allclose(to_numpy(got), expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
+
+
+def test_backbone_loads_its_own_weights_file(backbone, tmp_path):
+    for variable in backbone.weights:
         variable.assign(RNG.normal(0, 0.1, variable.shape).astype("float32"))
     path = tmp_path / "backbone.weights.h5"
-    source.save_weights(path)
+    backbone.save_weights(path)
     loaded = pplcnetv3_x0_75(weights=str(path))
-    for a, b in zip(source.weights, loaded.weights):
+    for a, b in zip(backbone.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -179,7 +247,7 @@ def np_up(x, factor):
 def test_rsefpn_matches_numpy_reference():
     neck = RSEFPN(inner_channels=16)
     assert NECKS["rsefpn"] is RSEFPN
-    shapes = [(1, 8, 16, 12), (1, 4, 8, 18), (1, 2, 4, 42), (1, 1, 2, 36)]
+    shapes = [(2, 8, 16, 12), (2, 4, 8, 18), (2, 2, 4, 42), (2, 1, 2, 36)]   # 2 images: per-image gates
     feats = [RNG.normal(size=s).astype("float32") for s in shapes]
     neck(feats)
     randomize(neck, 0.3)
@@ -190,7 +258,7 @@ def test_rsefpn_matches_numpy_reference():
     p2 = l2 + np_up(p3, 2)
     s2, s3, s4, s5 = (np_rse(p, layer) for p, layer in zip((p2, p3, p4, l5), neck.smooth))
     expected = np.concatenate([np_up(s5, 8), np_up(s4, 4), np_up(s3, 2), s2], axis=-1)
-    assert out.shape == (1, 8, 16, 16) == neck.compute_output_shape(shapes)
+    assert out.shape == (2, 8, 16, 16) == neck.compute_output_shape(shapes)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 

@@ -303,6 +303,7 @@ def build_dataset(cfg, split="train", input_context=None, start_step=0, maker=No
 
 def _train_positions(global_batch, chunk, pipeline_id, start_step):
     """Infinite stream of this pipeline's positions: its chunk of every global step from start_step."""
+    @tf.autograph.experimental.do_not_convert
     def position(q):
         step = start_step + q // chunk
         return step * global_batch + pipeline_id * chunk + q % chunk
@@ -310,14 +311,18 @@ def _train_positions(global_batch, chunk, pipeline_id, start_step):
     return tf.data.Dataset.counter().map(position)
 
 
+# plain graph functions: AutoGraph has nothing to convert in them (and would re-read this file's source)
+@tf.autograph.experimental.do_not_convert
 def _is_ok(image, labels, ok):
     return ok
 
 
+@tf.autograph.experimental.do_not_convert
 def _without_flag(image, labels, ok):
     return image, labels
 
 
+@tf.autograph.experimental.do_not_convert
 def _tf_example(position, maker):
     size = maker.size
     outputs = tf.numpy_function(maker.example_or_skip, [position], [tf.float32] * 5 + [tf.bool], stateful=False)

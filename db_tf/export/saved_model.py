@@ -6,7 +6,11 @@ Signatures (see signatures.py for the tensors):
 TF Serving's REST API base64-decodes inputs whose name ends in ``_bytes``, so clients send
 ``{"instances": [{"image_bytes": {"b64": "..."}}]}``; db_tf.serving builds such requests.
 
-The model is written with Keras 3's ``keras.export.ExportArchive`` (which tracks the Keras variables)
+The SavedModel is a ``tf.Module`` holding the two functions and the model's variables as plain
+``tf.Variable`` objects (``keras.Variable.value`` on the TensorFlow backend). Two alternatives fall short in
+TF 2.21 / Keras 3.15: Keras 3's ``ExportArchive`` stores every weight twice (once per Keras variable, once
+per variable the functions capture), and tracking the Keras model itself saves a SavedModel that
+``tf.saved_model.load`` reads but the TFLite converter reads without weights (NaN outputs). It is written
 to a hidden temporary folder and then renamed into place: TF Serving polls the model folder and only
 looks at numeric version folders, so it never sees a half-written version. The export settings
 (preprocessing, post-processing, model) go to ``assets.extra/db_tf_export.json``, a folder TF Serving
@@ -17,7 +21,6 @@ import os
 import shutil
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from db_tf.export.signatures import BYTES_SPEC, FLOAT_SPEC, encoded_images, float_images
@@ -58,13 +61,15 @@ def export_saved_model(model, settings, output_dir, version=1, overwrite=False, 
 def write_saved_model(model, settings, path, signatures=(DEFAULT_SIGNATURE, FLOAT_SIGNATURE)):
     """A SavedModel with the named signatures at ``path`` (no version folder, no metadata)."""
     builders = {DEFAULT_SIGNATURE: (encoded_images, BYTES_SPEC), FLOAT_SIGNATURE: (float_images, FLOAT_SPEC)}
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    module = tf.Module()
+    module.model_variables = [variable.value for variable in model.variables]  # the tf.Variables (see above)
+    functions = {}
     for name in signatures:
         build, spec = builders[name]
         # autograph off: the functions have no Python control flow on tensors
-        archive.add_endpoint(name, tf.function(build(model, settings), input_signature=[spec], autograph=False))
-    archive.write_out(str(path), verbose=False)
+        functions[name] = tf.function(build(model, settings), input_signature=[spec], autograph=False)
+        setattr(module, name, functions[name])
+    tf.saved_model.save(module, str(path), signatures={k: f.get_concrete_function() for k, f in functions.items()})
     return Path(path)
 
 

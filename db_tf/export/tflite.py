@@ -32,13 +32,22 @@ def export_tflite(model, settings, path, quantization="float32"):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
         try:
             flatbuffer = converter.convert()
-        except Exception as exc:  # ConverterError: keep its op list, say what it means for this model
-            raise RuntimeError(f"TFLite conversion failed for {model.name}: an op has no TFLite kernel or lost "
-                               f"its static channel count (see the converter's message): {exc}") from exc
+        except Exception as exc:  # the converter's ConverterError carries a whole MLIR dump: keep the gist
+            raise RuntimeError(f"TFLite conversion of {model.name} failed (an op without a TFLite kernel, often "
+                               f"because a convolution's input lost its static channel count):\n"
+                               f"{_converter_summary(exc)}") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(flatbuffer)
     return path
+
+
+def _converter_summary(exc, max_lines=8):
+    """The lines of a ConverterError that name the failing ops, without the MLIR listing."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    keep = [line.split("): ")[-1] if line.startswith("loc(") else line for line in lines
+            if "error:" in line or line.startswith(("TF Select ops", "tf."))]
+    return "\n".join(dict.fromkeys(keep[:max_lines])) or str(exc)[-2000:]
 
 
 def interpreter_class():

@@ -63,7 +63,9 @@ class DBNet(keras.Model):
 
     def build(self, input_shape):
         # Build every branch explicitly: Keras' default build would trace only the inference path
-        # and leave the threshold branch without weights.
+        # and leave the threshold branch without weights. Input sizes are dynamic: build only once.
+        if self.built:
+            return
         feature_shapes = [tuple(t.shape) for t in self.backbone.outputs]
         self.neck.build(feature_shapes)
         self.head.build(self.neck.compute_output_shape(feature_shapes))

@@ -253,6 +253,7 @@ def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=
         model = build_dbnet(model_kwargs, backbone_weights=(cfg.MODEL.BACKBONE_WEIGHTS or None) if fresh_start else None)
         model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS))
         model.optimizer.build(model.trainable_variables)
+    dist.adapt_model_to_strategy(model, strategy)
 
     state = RunState(steps_per_epoch=steps_per_epoch, global_batch=global_batch)
     restored_dir, saved = (manager.restore(model) if has_checkpoint else (None, None))

@@ -50,7 +50,9 @@ def worker_index():
 
 def describe(strategy, per_replica_batch):
     replicas = strategy.num_replicas_in_sync
-    return (f"distribution: {type(strategy).__name__} with {replicas} replica(s); global batch "
+    name = "MultiWorkerMirroredStrategy" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) \
+        else "MirroredStrategy" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default strategy"
+    return (f"distribution: {name} with {replicas} replica(s); global batch "
             f"{per_replica_batch} x {replicas} = {per_replica_batch * replicas} (LR not rescaled)")
 
 
@@ -59,3 +61,25 @@ def distribute_dataset(strategy, dataset_fn):
     if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return dataset_fn(None)
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def adapt_model_to_strategy(model, strategy):
+    """Work around two Keras 3 bugs with MultiWorkerMirroredStrategy (keras-team/keras#20585); no-op otherwise.
+
+    1. fit() first draws a batch and reduces it across workers to build the model symbolically, which fails
+       for nested batches; our model and optimizer are built before fit, so that step is skipped.
+    2. The per-step logs are reduced with strategy.reduce("MEAN", value, axis=0), which fails for scalars;
+       the train/test step logs are returned with shape (1,), so that reduction yields their mean over all
+       replicas (a scalar) as intended.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return model
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def step_with_rank1_logs(data, step=step):
+            return {key: tf.reshape(value, [1]) for key, value in step(data).items()}
+
+        setattr(model, name, step_with_rank1_logs)
+    return model

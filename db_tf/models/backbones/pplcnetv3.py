@@ -92,13 +92,12 @@ class SqueezeExcite(layers.Layer):
         self.squeeze.build((None, channels))
         self.excite.build((None, channels // self.reduction))
 
-    def gate(self, x):
-        """The (N, 1, 1, C) channel weights in [0, 1]."""
-        pooled = ops.mean(x, axis=(1, 2))
-        return ops.cast(hard_sigmoid(self.excite(self.squeeze(pooled)), self.slope)[:, None, None, :], x.dtype)
+    def gate(self, pooled):
+        """(N, C) channel means -> (N, C) channel weights in [0, 1]."""
+        return hard_sigmoid(self.excite(self.squeeze(pooled)), self.slope)
 
     def call(self, x):
-        return x * self.gate(x)
+        return x * ops.cast(self.gate(ops.mean(x, axis=(1, 2)))[:, None, None, :], x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction, "slope": self.slope}

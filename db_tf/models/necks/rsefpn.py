@@ -15,12 +15,25 @@ NECK_SE_SLOPE = 0.2
 
 
 def upsample_nearest(x, factor):
-    """Nearest-neighbour upsampling by an integer factor (each pixel repeated factor x factor times)."""
-    return ops.repeat(ops.repeat(x, factor, axis=1), factor, axis=2)
+    """Nearest-neighbour upsampling by an integer factor (each pixel repeated factor x factor times).
+
+    One broadcast and free reshapes; the channel count stays static, which converters such as TFLite
+    need when H and W are dynamic.
+    """
+    n, h, w = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+    channels = x.shape[-1]
+    tiles = ops.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, channels))
+    return ops.reshape(tiles, (n, h * factor, w * factor, channels))
 
 
 class ResidualSEConv(layers.Layer):
-    """y = conv(x) (no bias); return y + y * gate(y) with a squeeze-excite gate (reduction 4, slope 0.2)."""
+    """y = conv(x) (no bias); return y + y * gate(y) with a squeeze-excite gate (reduction 4, slope 0.2).
+
+    For 1x1 convolutions (the laterals) two exact shortcuts avoid passes over the wide output map:
+    the convolution is linear without bias, so mean(conv(x)) = conv(mean(x)) pools the narrower input;
+    and the gate scales output channels, so y * (1 + gate) = x @ (W * (1 + gate)), one batched matrix
+    product per image with the gate folded into the kernel.
+    """
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(**kwargs)
@@ -34,8 +47,19 @@ class ResidualSEConv(layers.Layer):
         self.se.build((None, None, None, self.filters))
 
     def call(self, x):
+        if self.kernel_size == 1:
+            return self._pointwise(x)
         y = self.conv(x)
-        return y + self.se(y)
+        gate = ops.cast(self.se.gate(ops.mean(y, axis=(1, 2))), y.dtype)
+        return y * (1.0 + gate[:, None, None, :])
+
+    def _pointwise(self, x):
+        kernel = ops.cast(self.conv.kernel[0, 0], x.dtype)                 # (C_in, C_out)
+        gate = ops.cast(self.se.gate(ops.matmul(ops.mean(x, axis=(1, 2)), kernel)), x.dtype)
+        per_image_kernel = kernel[None] * (1.0 + gate[:, None, :])           # (N, C_in, C_out)
+        n, h, w = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+        y = ops.matmul(ops.reshape(x, (n, h * w, x.shape[-1])), per_image_kernel)
+        return ops.reshape(y, (n, h, w, self.filters))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}

