@@ -67,6 +67,7 @@ cfg.TRAIN.LOSS.ALPHA = 5.0          # probability-map BCE weight (official code)
 cfg.TRAIN.LOSS.BETA = 10.0          # threshold-map L1 weight
 cfg.TRAIN.LOSS.GAMMA = 1.0          # binary-map Dice weight
 cfg.TRAIN.LOSS.NEGATIVE_RATIO = 3.0
+cfg.TRAIN.LOSS.MIN_NEGATIVES = 100  # hard negatives still mined in a batch with no positive pixel
 cfg.TRAIN.LOSS.BINARY = "dice"      # dice | bce
 cfg.TRAIN.CHECKPOINT_EVERY = 500    # steps
 cfg.TRAIN.KEEP_CHECKPOINTS = 3

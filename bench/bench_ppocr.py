@@ -5,14 +5,16 @@
 
 What is timed: one forward pass of a (1, H, W, 3) float32 batch to the probability map, copied back to
 numpy, batch 1, on this machine's CPU. The engines run interleaved (one call each per round, in a rotating
-order), so machine load shared with other processes hits all of them alike; the median per engine is
-reported with the 10th-90th percentile range.
+order), so machine load shared with other processes hits all of them alike. Reported per engine: the
+median, the 10th-90th percentile range and the minimum (closest to an idle machine), and each median
+and minimum relative to onnxruntime's.
 - keras: `tf.function` with a dynamic (None, None, None, 3) input signature, exactly what
   db_tf.detector.TextDetector runs (one graph for every image size); TensorFlow's default threads.
 - keras-static: the same with the input shape fixed (one graph per size).
 - keras-xla: `jit_compile=True` (XLA), fixed shape.
 - onnxruntime: the ONNX file the weights were imported from, CPUExecutionProvider,
-  intra_op_num_threads=2 (default graph optimisations).
+  intra_op_num_threads=2 (default graph optimisations; its worker threads spin while waiting, which
+  costs it a lot when other processes compete for the cores: --ort-no-spin adds a run without spinning).
 Before timing, each engine's map is compared with onnxruntime's (max abs difference is printed).
 
 Needs onnxruntime and the package that ships the ONNX (see db_tf/tools/import_ppocr.py), or --onnx.
@@ -54,12 +56,14 @@ def keras_engines(model, height, width, names):
     return engines
 
 
-def ort_engine(onnx_path, threads):
+def ort_engine(onnx_path, threads, spin=True):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     return lambda x: session.run(None, {input_name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0][0, 0]
@@ -88,6 +92,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--ort-threads", type=int, default=2)
+    parser.add_argument("--ort-no-spin", action="store_true", help="also time onnxruntime without spin-waiting")
     parser.add_argument("--keras", nargs="+", default=["keras", "keras-static", "keras-xla"],
                         choices=["keras", "keras-static", "keras-xla"], help="Keras variants to time")
     args = parser.parse_args(argv)
@@ -108,19 +113,23 @@ def main(argv=None):
           f", inter {tf.config.threading.get_inter_op_parallelism_threads()}; 0 = all cores), "
           f"onnxruntime intra_op_num_threads={args.ort_threads}")
     rng = np.random.default_rng(0)
-    print(f"{'size':>9} {'engine':>13} {'median ms':>10} {'p10-p90 ms':>15} {'vs ORT':>7} {'max|dP|':>9}")
+    print(f"{'size':>9} {'engine':>17} {'median ms':>10} {'p10-p90 ms':>15} {'min ms':>7} "
+          f"{'median/ORT':>10} {'min/ORT':>8} {'max|dP|':>8}")
     for height, width in args.sizes:
         x = rng.normal(size=(1, height, width, 3)).astype(np.float32)
         engines = {"onnxruntime": ort_engine(onnx_path, args.ort_threads)}
+        if args.ort_no_spin:
+            engines["onnxruntime-nospin"] = ort_engine(onnx_path, args.ort_threads, spin=False)
         engines.update(keras_engines(model, height, width, args.keras))
         reference = engines["onnxruntime"](x)
         diffs = {name: float(np.abs(run(x) - reference).max()) for name, run in engines.items()}
         times = time_interleaved(engines, x, args.runs, args.warmup)
-        ort_median = np.median(times["onnxruntime"])
+        ort_median, ort_min = np.median(times["onnxruntime"]), np.min(times["onnxruntime"])
         for name, t in times.items():
             median = np.median(t)
-            print(f"{height}x{width:<4} {name:>13} {median:10.1f} {np.percentile(t, 10):7.1f}-"
-                  f"{np.percentile(t, 90):<7.1f} {median / ort_median:7.2f} {diffs[name]:9.1e}")
+            print(f"{height}x{width:<4} {name:>17} {median:10.1f} {np.percentile(t, 10):7.1f}-"
+                  f"{np.percentile(t, 90):<7.1f} {np.min(t):7.1f} {median / ort_median:10.2f} "
+                  f"{np.min(t) / ort_min:8.2f} {diffs[name]:8.1e}")
     print(f"load average at end: {os.getloadavg()[0]:.2f} (other processes share these cores)")
 
 

@@ -11,6 +11,7 @@ The converter reads a SavedModel written for the purpose: converting the tf.func
 route matches Keras within float rounding (tests/test_export_tflite.py).
 """
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,16 @@ def _converter_summary(exc, max_lines=8):
 
 
 def interpreter_class():
-    """tf.lite.Interpreter, or LiteRT's when a TensorFlow build no longer ships it."""
-    interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
-    if interpreter is not None:
-        return interpreter
-    from ai_edge_litert.interpreter import Interpreter  # pip install ai-edge-litert
-    return Interpreter
+    """LiteRT's Interpreter (``pip install ai-edge-litert``) when installed, else tf.lite.Interpreter.
+
+    TensorFlow deprecated tf.lite.Interpreter in favour of LiteRT (the same runtime, packaged
+    separately) but still ships it in 2.21; both give identical outputs here.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
+    except ImportError:
+        return tf.lite.Interpreter
 
 
 class TFLiteRunner:
@@ -66,7 +71,9 @@ class TFLiteRunner:
     """
 
     def __init__(self, model_path, num_threads=None):
-        self.interpreter = interpreter_class()(model_path=str(model_path), num_threads=num_threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # tf.lite's deprecation notice (see interpreter_class)
+            self.interpreter = interpreter_class()(model_path=str(model_path), num_threads=num_threads)
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.shape = None

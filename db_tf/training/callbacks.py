@@ -106,17 +106,16 @@ class NonFiniteGuard(keras.callbacks.Callback):
 class StopControl(keras.callbacks.Callback):
     """Stops cleanly (the CheckpointSaver then writes a checkpoint) at a step limit, a time limit or SIGTERM."""
 
-    def __init__(self, state, max_step=None, deadline=None, handle_sigterm=True):
+    def __init__(self, state, max_step=None, deadline=None):
         super().__init__()
         self.state = state
         self.max_step = max_step
         self.deadline = deadline
-        self.sigterm = False
-        if handle_sigterm:
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.signal_name = ""
 
-    def _on_sigterm(self, signum, frame):
-        self.sigterm = True
+    def request_stop(self, signum, frame=None):
+        """A signal handler: stop after the current step (install it with signal.signal)."""
+        self.signal_name = signal.Signals(signum).name
 
     def on_train_batch_end(self, batch, logs=None):
         reason = ""
@@ -124,8 +123,8 @@ class StopControl(keras.callbacks.Callback):
             reason = f"reached step {self.state.step} (--max-steps)"
         elif self.deadline is not None and time.time() >= self.deadline:
             reason = f"time limit reached at step {self.state.step} (--time-limit)"
-        elif self.sigterm:
-            reason = f"SIGTERM received at step {self.state.step}"
+        elif self.signal_name:
+            reason = f"{self.signal_name} received at step {self.state.step}"
         if reason:
             self.state.stop_reason = reason
             self.model.stop_training = True

@@ -43,7 +43,8 @@ def nonfinite_variables(model):
         variables += list(model.optimizer.variables)
     bad = []
     for variable in variables:
-        value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+        value = getattr(variable, "value", variable)  # the backend variable behind a keras.Variable
+        value = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             bad.append(getattr(variable, "path", getattr(variable, "name", "?")))
     return bad

@@ -22,6 +22,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +295,28 @@ def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=
     def data_from(step):
         return dist.distribute_dataset(strategy, lambda context: train_dataset(cfg, step, context))
 
+    handlers = _install_stop_signals(callbacks)
+    try:
+        _fit(model, cfg, state, steps_per_epoch, total_steps, callbacks, verbose, data_from, log)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
+
+
+def _install_stop_signals(callbacks):
+    """SIGTERM and the first Ctrl-C stop cleanly after the current step (a checkpoint is written);
+    returns the previous handlers. Only possible in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    stop = next(c for c in callbacks if isinstance(c, StopControl))
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, stop.request_stop)
+    return previous
+
+
+def _fit(model, cfg, state, steps_per_epoch, total_steps, callbacks, verbose, data_from, log):
     # The validation LOSS is Keras' own (test_step on DATA.VAL at IMAGE_SIZE, every VAL_EVERY epochs; it runs
     # on every worker, as tf.distribute needs); precision / recall / hmean come from the Validator callback.
     validation = dict(validation_data=build_dataset(cfg, "val"), validation_freq=cfg.TRAIN.VAL_EVERY) \
@@ -306,7 +329,6 @@ def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=
     if not model.stop_training and state.step < total_steps:
         model.fit(data_from(state.step), epochs=cfg.TRAIN.EPOCHS, initial_epoch=state.epoch,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
-    return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
 
 
 def _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, start_step, max_steps,
@@ -317,7 +339,6 @@ def _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, st
         deadline = None
     max_step = start_step + max_steps if max_steps else None
     stop = StopControl(state, max_step=max_step, deadline=deadline)
-    signal.signal(signal.SIGINT, stop._on_sigterm)  # first Ctrl-C: stop cleanly after this step
 
     def on_best(model, state):
         _export(model, state, cfg, run_dir, "best", model_kwargs, preprocess, log)

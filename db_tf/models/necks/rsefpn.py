@@ -22,7 +22,8 @@ def upsample_nearest(x, factor):
     """
     n, h, w = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
     channels = x.shape[-1]
-    tiles = ops.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, channels))
+    x = ops.reshape(x, (n, h, 1, w, 1, channels))
+    tiles = ops.broadcast_to(x, (n, h, factor, w, factor, channels))
     return ops.reshape(tiles, (n, h * factor, w * factor, channels))
 
 

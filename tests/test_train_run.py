@@ -1,0 +1,111 @@
+"""train() in-process: a preset as the starting point (architecture, weights and preprocessing from its JSON),
+validation with detection metrics, and `--init` loading what matches by name and shape."""
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from db_tf import synth
+from db_tf.config import load_config
+from db_tf.training.init_weights import format_report, load_matching_weights
+from db_tf.training.summaries import read_events
+from test_train_support import TINY_OVERRIDES, register_tiny_backbone
+
+PRESET_MODEL = {"backbone": "tiny", "neck": "fpn", "inner_channels": 16, "head_batch_norm": False}
+PRESET_PREPROCESS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    from db_tf.models.backbones import BACKBONES
+    monkeypatch.setitem(BACKBONES, "tiny", register_tiny_backbone())
+    keras.utils.set_random_seed(0)
+
+
+def dbnet(**kwargs):
+    from db_tf.models import DBNet
+    return DBNet(**kwargs)
+
+
+def h5_arrays(path):
+    out = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: out.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) and not name.startswith("optimizer") else None)
+    return out
+
+
+def test_training_from_a_preset_with_validation(tiny, tmp_path):
+    from db_tf.training.run import train
+
+    preset = dbnet(**PRESET_MODEL)
+    preset.save_weights(str(tmp_path / "mypreset.weights.h5"))
+    (tmp_path / "mypreset.json").write_text(json.dumps({"name": "mypreset", "model": PRESET_MODEL,
+                                                        "preprocess": PRESET_PREPROCESS}))
+    synth.write_dataset(tmp_path / "val", num=2, size=96, seed=5)
+    cfg = load_config(overrides=[*TINY_OVERRIDES, f"MODEL.NAME={tmp_path / 'mypreset.json'}", "TRAIN.EPOCHS=2",
+                                 "TRAIN.STEPS_PER_EPOCH=2", "TRAIN.CHECKPOINT_EVERY=0", f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
+    cfg.DATA.VAL = [{"format": "polygon_txt", "images": str(tmp_path / "val" / "images"),
+                     "labels": str(tmp_path / "val" / "labels")}]
+    lines = []
+    result = train(cfg, verbose=0, log=lines.append)
+    text = "\n".join(lines)
+    assert result.completed and result.step == 4 and not result.failed, text
+
+    # Architecture and weights from the preset; its preprocessing replaces cfg.DATA's, and says so.
+    assert "preprocessing for this model overrides cfg.DATA: channel order BGR" in text
+    count = len(h5_arrays(tmp_path / "mypreset.weights.h5"))
+    assert f"loaded {count} of {count} weight arrays" in text
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["model"] == PRESET_MODEL and run["preprocess"] == PRESET_PREPROCESS
+    for name in ("final", "best"):
+        meta = json.loads((tmp_path / "run" / f"{name}.json").read_text())
+        assert meta["model"] == PRESET_MODEL, name
+        assert {k: meta["preprocess"][k] for k in PRESET_PREPROCESS} == PRESET_PREPROCESS, name
+
+    # Validation every epoch: detection metrics and Keras' validation loss in the events.
+    scalars, _ = read_events(tmp_path / "run" / "logs")
+    for tag in ("val_precision", "val_recall", "val_hmean", "val_total_loss"):
+        assert [step for step, _ in scalars[tag]] == [2, 4], tag
+    assert all(0.0 <= value <= 1.0 for _, value in scalars["val_hmean"])
+    assert "validation at epoch 1: precision" in text and "validation at epoch 2: precision" in text
+
+
+def test_init_loads_matching_arrays_and_lists_the_rest(tiny, tmp_path):
+    source = dbnet(backbone="tiny", neck="fpn", inner_channels=16)
+    source.save_weights(str(tmp_path / "source.weights.h5"))
+    target = dbnet(backbone="tiny", neck="fpn", inner_channels=24)     # same backbone, wider neck and head
+    before = h5_arrays(_saved(target, tmp_path / "before.weights.h5"))
+    report = load_matching_weights(target, tmp_path / "source.weights.h5")
+    after = h5_arrays(_saved(target, tmp_path / "after.weights.h5"))
+    source_arrays = h5_arrays(tmp_path / "source.weights.h5")
+
+    # Expected from the two files alone: same path and same shape -> loaded.
+    same_shape = {p for p in before if p in source_arrays and source_arrays[p].shape == before[p].shape}
+    assert set(report["loaded"]) == same_shape and len(same_shape) > 20
+    assert {p for p, _, _ in report["mismatched"]} == {p for p in before if p in source_arrays} - same_shape
+    assert set(report["missing"]) == set(before) - set(source_arrays)
+    assert all(p.startswith("backbone/") for p in same_shape if "/vars/0" in p and "deconv2" not in p)
+    for path in before:
+        expected = source_arrays[path] if path in same_shape else before[path]   # the rest keeps its init
+        np.testing.assert_array_equal(after[path], expected, err_msg=path)
+    lines = format_report(report, "source.weights.h5")
+    assert lines[0] == f"--init source.weights.h5: loaded {len(same_shape)} of {len(before)} weight arrays of the model"
+    assert any("shape differs" in line for line in lines)
+
+    other_neck = dbnet(backbone="tiny", neck="asf", inner_channels=16)  # DBNet++ from DBNet weights
+    report = load_matching_weights(other_neck, tmp_path / "source.weights.h5")
+    assert report["loaded"] and (report["missing"] or report["mismatched"]) and report["unused"]
+
+    with pytest.raises(FileNotFoundError, match="nope.weights.h5"):
+        load_matching_weights(target, tmp_path / "nope.weights.h5")
+    (tmp_path / "bad.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="bad.weights.h5"):
+        load_matching_weights(target, tmp_path / "bad.weights.h5")
+
+
+def _saved(model, path):
+    model.save_weights(str(path))
+    return path
