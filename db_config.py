@@ -22,7 +22,9 @@ cfg.MODEL.WEIGHTS = ""              # .weights.h5 to load for inference / export
 cfg.DATA = edict()
 # Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|mmocr|polygon_txt,
 #                "images": dir, "labels": dir or json file, "ratio": sampling weight}
-# An empty list means: train on synthetic scene text generated on the fly.
+#                {"format": "synth", "num": N, "ratio": w, "level": "word"} draws synthetic text on the fly.
+# Optional "select": "900:1000" slices the naturally sorted image list (ICDAR 2015 validation: img_901..img_1000).
+# An empty TRAIN list means: train on synthetic scene text generated on the fly.
 cfg.DATA.TRAIN = []
 cfg.DATA.VAL = []
 cfg.DATA.IMAGE_SIZE = 640           # training crop side
@@ -45,6 +47,7 @@ cfg.DATA.AUG.COLOR_JITTER = 32.0 / 255.0   # brightness delta; 0 disables
 cfg.DATA.AUG.SATURATION = 0.5       # saturation factor range 1 +- this; 0 disables
 cfg.DATA.SYNTH = edict()
 cfg.DATA.SYNTH.NUM = 2000           # images in the synthetic epoch when no dataset is configured
+cfg.DATA.SYNTH.LEVEL = "word"       # word | line | mixed
 cfg.DATA.NUM_WORKERS = -1           # tf.data parallel calls; -1 = AUTOTUNE
 cfg.DATA.SEED = 0
 

@@ -8,7 +8,7 @@ from keras.ops import convert_to_numpy as to_numpy
 
 from db_tf.models.backbones import BACKBONES
 from db_tf.models.backbones.pplcnetv3 import (STAGES, LCNetV3Block, LearnableAffine, RepConv, SqueezeExcite,
-                                              make_divisible, pplcnetv3_x0_75)
+                                              StemConv, make_divisible, pplcnetv3_x0_75)
 from db_tf.models.necks import NECKS
 from db_tf.models.necks.rsefpn import RSEFPN
 
@@ -147,6 +147,23 @@ def test_block_matches_unfolded_numpy(squeeze_excite):
     np.testing.assert_allclose(got, np_block(x, block, pending), rtol=1e-4, atol=1e-4)
 
 
+def test_stem_folds_batch_norm_at_inference_and_uses_batch_statistics_in_training():
+    stem = StemConv(4)
+    x = RNG.normal(2.0, 3.0, size=(2, 8, 10, 3)).astype("float32")
+    stem(x)
+    randomize(stem)
+    stem.bn.moving_variance.assign(RNG.uniform(0.5, 2.0, 4).astype("float32"))
+    bn = stem.bn
+    conv = np_conv(x, stem.conv.kernel.numpy(), 2, 1)
+    expected = (conv - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + 1e-5) * bn.gamma.numpy() \
+        + bn.beta.numpy()
+    np.testing.assert_allclose(to_numpy(stem(x, training=False)), expected, rtol=1e-4, atol=1e-4)
+    trained = to_numpy(stem(x, training=True))   # normalised with this batch's statistics
+    mean, std = conv.mean(axis=(0, 1, 2)), conv.std(axis=(0, 1, 2))
+    np.testing.assert_allclose(trained, (conv - mean) / np.sqrt(std ** 2 + 1e-5) * bn.gamma.numpy() + bn.beta.numpy(),
+                               rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize("slope", [1 / 6, 0.2])
 def test_squeeze_excite_matches_numpy(slope):
     se = SqueezeExcite(slope=slope)
@@ -181,8 +198,8 @@ def hand_count():
 
 def np_backbone(images, model):
     """The backbone with every affine block applied where the architecture puts it (nothing folded)."""
-    stem = model.get_layer("stem_bn")
-    x = np_conv(images, model.get_layer("stem_conv").kernel.numpy(), 2, 1)
+    stem = model.get_layer("stem").bn
+    x = np_conv(images, model.get_layer("stem").conv.kernel.numpy(), 2, 1)
     x = (x - stem.moving_mean.numpy()) / np.sqrt(stem.moving_variance.numpy() + stem.epsilon) \
         * stem.gamma.numpy() + stem.beta.numpy()
     features = []

@@ -228,8 +228,9 @@ def keras_slots(model):
 
     slots = []
     backbone = model.backbone
-    slots.append(Slot("backbone/stem_conv", "conv", backbone.get_layer("stem_conv"), 3, 2, has_bias=False))
-    slots.append(Slot("backbone/stem_bn", "batch_norm", backbone.get_layer("stem_bn")))
+    stem = backbone.get_layer("stem")
+    slots.append(Slot("backbone/stem/conv", "conv", stem.conv, 3, 2, has_bias=False))
+    slots.append(Slot("backbone/stem/bn", "batch_norm", stem.bn))
     for layer in backbone.layers:
         if not isinstance(layer, LCNetV3Block):
             continue

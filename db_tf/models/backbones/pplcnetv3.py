@@ -125,6 +125,37 @@ def _nonzero(scale):
     return ops.where(ops.equal(scale, 0.0), 1e-12, scale)
 
 
+class StemConv(layers.Layer):
+    """3x3 stride-2 convolution (no bias, symmetric padding) -> batch norm, as PP-LCNetV3's stem.
+
+    Outside training the batch norm is folded into the convolution (kernel * g / sqrt(var + eps),
+    bias beta - mean * g / sqrt(var + eps)): the same result as one fused conv + bias op.
+    """
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv = layers.Conv2D(filters, 3, 2, use_bias=False, name="conv")
+        self.bn = layers.BatchNormalization(epsilon=BN_EPSILON, name="bn")
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build((None, None, None, self.filters))
+
+    def call(self, x, training=None):
+        x = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        if training and self.bn.trainable:   # batch statistics: the plain layers
+            return self.bn(self.conv(x), training=True)
+        bn = self.bn
+        scale = ops.cast(bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon), x.dtype)
+        shift = ops.cast(bn.beta, x.dtype) - ops.cast(bn.moving_mean, x.dtype) * scale
+        y = ops.conv(x, ops.cast(self.conv.kernel, x.dtype) * scale, 2, padding="valid")
+        return tf.nn.bias_add(y, shift)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
 class FoldingConv(layers.Layer):
     """Convolution + bias that can apply its input's pending affine block exactly (fold_input_affine).
 
@@ -257,9 +288,7 @@ def pplcnetv3(scale=0.75, weights=None, name=None):
     pretrained detector weights are whole-model weights: use `db_tf.pretrained.load_pretrained`.
     """
     images = keras.Input((None, None, 3), name="images")
-    x = layers.ZeroPadding2D(1, name="stem_pad")(images)
-    x = layers.Conv2D(make_divisible(STEM_CHANNELS * scale), 3, 2, use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
+    x = StemConv(make_divisible(STEM_CHANNELS * scale), name="stem")(images)
     pending = None   # the affine block the previous layer left for its consumer (see RepConv)
     features = []
     for stage_index, blocks in enumerate(STAGES):
