@@ -16,8 +16,9 @@ from db_tf.config import ConfigError, add_config_args, config_from_args
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    summary, _, examples = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(description=summary, epilog=examples,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(parser)
     parser.add_argument("--init", default=None, metavar="WEIGHTS",
                         help="start from these weights: a .weights.h5 (arrays matching by name and shape are "

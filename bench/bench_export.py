@@ -5,15 +5,15 @@
     python bench/bench_export.py --val                   # + ICDAR 2015 val hmean of TFLite float32 vs int8
 
 The model is exported (export.py's code) to a temporary folder; every runtime then gets the same
-float32 RGB image (batch 1, random pixels: the latency does not depend on content):
+float32 RGB image (batch 1, a synthetic text image of db_tf.synth, so the maps have text to agree on):
     Keras        the DBNet under tf.function (normalised input), as TextDetector runs it
     SavedModel   tf.saved_model.load(...).signatures["serving_float"] (normalisation inside)
     ONNX Runtime CPUExecutionProvider, intra-op threads 2
     TFLite       float32 and dynamic-range int8, 2 threads (LiteRT when installed, else tf.lite)
-TensorFlow uses the machine's 2 cores. After --warmup untimed calls per runtime and size, the runtimes
-are timed round-robin (one call each per round, --repeats rounds), so load changes on a shared machine
-hit all of them alike; the median is printed. The SavedModel's image-bytes signature (JPEG decode +
-resize + normalise + network) is timed on a 720x1280 JPEG as well.
+TensorFlow uses the machine's 2 cores. Each runtime gets --warmup untimed then --repeats timed calls in
+a block, the runtimes in turn, and the whole cycle twice (see time_in_blocks); the median is printed.
+The SavedModel's image-bytes signature (JPEG decode + resize + normalise + network) is timed on a
+720x1280 JPEG as well.
 
 --val (needs ../shared/data/icdar2015_train): images img_901..img_1000 are resized by the model's policy,
 run through Keras, TFLite float32 and TFLite int8, post-processed with the model's settings and scored
@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from db_tf import preprocess as pre  # noqa: E402
+from db_tf import synth  # noqa: E402
 from db_tf.detector import TextDetector  # noqa: E402
 from db_tf.export import export  # noqa: E402
 from db_tf.export.tflite import TFLiteRunner, interpreter_class  # noqa: E402
@@ -50,7 +51,7 @@ def parse_args():
     parser.add_argument("--weights", help="pretrained name / .json (default ppocrv4_mobile, else random R18)")
     parser.add_argument("--sizes", nargs="+", default=["736x1280", "640x640"], help="HxW inputs")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=8, help="timed calls per runtime and cycle")
     parser.add_argument("--val", action="store_true", help="also ICDAR 2015 val hmean, TFLite float32 vs int8")
     parser.add_argument("--keep", help="write the exports to this folder instead of a temporary one")
     return parser.parse_args()
@@ -119,16 +120,23 @@ def build_runners(detector, name, weights_file, folder):
     return runners, saved
 
 
-def time_round_robin(runners, image, warmup, repeats):
-    for run, _ in runners.values():
-        for _ in range(warmup):
-            run(image)
+def time_in_blocks(runners, image, warmup, repeats, cycles=2):
+    """Median ms per runtime: blocks of ``repeats`` calls per runtime, all runtimes in turn, ``cycles`` times.
+
+    Blocks rather than alternating single calls: TensorFlow's and the other runtimes' worker threads
+    keep spinning for a while after a call and would slow down whichever runtime runs next; cycling
+    the blocks spreads slow phases of a shared machine over all runtimes.
+    """
     times = {label: [] for label in runners}
-    for _ in range(repeats):
+    for _ in range(cycles):
         for label, (run, _) in runners.items():
-            start = time.perf_counter()
-            run(image)
-            times[label].append(time.perf_counter() - start)
+            for _ in range(warmup):
+                run(image)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run(image)
+                times[label].append(time.perf_counter() - start)
+            time.sleep(0.5)  # let the previous runtime's threads go idle
     return {label: statistics.median(t) * 1000 for label, t in times.items()}
 
 
@@ -140,8 +148,8 @@ def parity(runners, image):
 
 def bytes_signature_latency(saved, warmup, repeats):
     import cv2
-    image = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8), (9, 9), 0)
-    jpeg = tf.constant([cv2.imencode(".jpg", image)[1].tobytes()])
+    image = synth.generate(1, height=720, width=1280).image
+    jpeg = tf.constant([cv2.imencode(".jpg", image[..., ::-1])[1].tobytes()])
     signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
     for _ in range(warmup):
         signature(image_bytes=jpeg)
@@ -185,24 +193,25 @@ def main():
     args = parse_args()
     detector, name, weights_file = load_detector(args.weights)
     print(f"model {name}: {detector.model.count_params() / 1e6:.2f} M weights; {platform.processor() or 'cpu'}, "
-          f"{os.cpu_count()} cores, TF {tf.__version__}, TFLite interpreter {interpreter_class().__module__}")
+          f"{os.cpu_count()} cores, TF {tf.__version__}, TFLite interpreter {interpreter_class().__module__}; "
+          f"load average {os.getloadavg()[0]:.1f} (other processes share the cores: compare within one run)")
     with tempfile.TemporaryDirectory(prefix="bench_export_") as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         runners, saved = build_runners(detector, name, weights_file, folder)
-        rng = np.random.default_rng(0)
         sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
-        table = {}
-        for h, w in sizes:
-            image = rng.uniform(0, 255, (1, h, w, 3)).astype(np.float32)
-            table[(h, w)] = time_round_robin(runners, image, args.warmup, args.repeats)
-        differences = parity(runners, rng.uniform(0, 255, (1, *sizes[0], 3)).astype(np.float32))
-        print(f"\nmedian latency of {args.repeats} round-robin rounds after {args.warmup} warm-up calls, batch 1, "
-              f"random RGB input; max |map - Keras| on one {sizes[0][0]}x{sizes[0][1]} input")
+        images = {(h, w): synth.generate(0, height=h, width=w).image.astype(np.float32)[None] for h, w in sizes}
+        table = {size: time_in_blocks(runners, images[size], args.warmup, args.repeats) for size in sizes}
+        differences = parity(runners, images[sizes[0]])
+        print(f"\nmedian latency over 2 cycles of {args.warmup} warm-up + {args.repeats} timed calls per runtime, "
+              f"batch 1, "
+              f"one synthetic text image (db_tf.synth) per size; max diff = max |map - Keras map| on the "
+              f"{sizes[0][0]}x{sizes[0][1]} one")
         header = f"{'runtime':34s} {'file MB':>8s} " + " ".join(f"{f'{h}x{w} ms':>12s}" for h, w in sizes)
         print(header + f" {'max diff':>10s}\n" + "-" * (len(header) + 11))
         for label, (_, size) in runners.items():
             print(f"{label:34s} {size / 1e6:8.2f} " + " ".join(f"{table[s][label]:12.1f}" for s in sizes)
                   + f" {differences[label]:10.1e}")
+        print(f"load average after timing: {os.getloadavg()[0]:.1f}")
         if saved is not None:
             print(f"\nSavedModel serving_default (image_bytes: 720x1280 JPEG -> decode, resize to the policy, "
                   f"normalise, network): {bytes_signature_latency(saved, args.warmup, args.repeats):.1f} ms")
@@ -212,8 +221,9 @@ def main():
             elif name == "r18_random":
                 print("\n--val: random weights have no meaningful hmean, skipped")
             else:
+                keys = ("short_side", "max_side", "thresh", "box_thresh", "unclip_ratio")
                 print(f"\nICDAR 2015 val (img_901..img_1000 of the train split), settings "
-                      f"{ {k: detector.settings[k] for k in ('short_side', 'max_side', 'thresh', 'box_thresh', 'unclip_ratio')} }")
+                      f"{ {k: detector.settings[k] for k in keys} }")
                 for label, (totals, ms) in validate(detector, runners).items():
                     print(f"  {label:34s} P {totals['precision']:.4f}  R {totals['recall']:.4f}  "
                           f"hmean {totals['hmean']:.4f}  ({ms:.0f} ms per image, network only)")

@@ -5,8 +5,11 @@ Both run in subprocesses: logical CPU devices and TF_CONFIG must be set before T
 """
 import json
 import re
+import subprocess
 import textwrap
 import time
+
+import pytest
 
 from db_tf.training.checkpoints import CheckpointManager
 from test_train_support import REPO_ROOT, TINY_BACKBONE, TINY_OVERRIDES, free_ports, start, write_tiny_train_script
@@ -107,14 +110,40 @@ REPLICA_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_two_replicas_step_equals_one_replica_with_the_same_global_batch(tmp_path):
-    script = tmp_path / "replicas.py"
-    body = REPLICA_SCRIPT.replace("REPO", repr(str(REPO_ROOT)), 1).replace("TINY_BACKBONE_CODE", TINY_BACKBONE, 1)
-    script.write_text(body)
-    log = tmp_path / "replicas.log"
-    process = start([script, tmp_path / "init.weights.h5", tmp_path / "fresh.weights.h5"], log)
-    code = process.wait(timeout=240)
-    text = log.read_text()
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """Start both scenarios at once (3 processes): tracing is mostly single-threaded, so they share the
+    cores better than one after the other. Each test then waits for its own processes."""
+    tmp = tmp_path_factory.mktemp("distributed")
+    script = tmp / "replicas.py"
+    script.write_text(REPLICA_SCRIPT.replace("REPO", repr(str(REPO_ROOT)), 1)
+                      .replace("TINY_BACKBONE_CODE", TINY_BACKBONE, 1))
+    replicas = start([script, tmp / "init.weights.h5", tmp / "fresh.weights.h5"], tmp / "replicas.log")
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    args = [write_tiny_train_script(tmp), "--set", *TINY_OVERRIDES, f"TRAIN.RUN_DIR={tmp / 'run'}",
+            "TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=3", "TRAIN.CHECKPOINT_EVERY=2"]
+    workers = [start(args, tmp / f"worker{index}.log",
+                     TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+               for index in range(2)]
+    deadline = time.time() + 300
+    yield tmp, replicas, workers, deadline
+    for process in (replicas, *workers):
+        process.kill()
+
+
+def wait(process, deadline):
+    try:
+        return process.wait(timeout=max(1.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return "timeout"
+
+
+def test_two_replicas_step_equals_one_replica_with_the_same_global_batch(launched):
+    tmp, replicas, _, deadline = launched
+    code = wait(replicas, deadline)
+    text = (tmp / "replicas.log").read_text()
     assert code == 0, text[-3000:]
     report = json.loads(re.search(r"^REPORT (.*)$", text, re.M).group(1))
     assert report["replicas"] == 2
@@ -124,28 +153,15 @@ def test_two_replicas_step_equals_one_replica_with_the_same_global_batch(tmp_pat
     assert report["B_vs_sum"] > 0.1 and report["B_vs_first"] > 0.1, report
 
 
-def test_two_worker_multiworker_run_trains_and_stops(tmp_path):
-    script = write_tiny_train_script(tmp_path)
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    run_dir = tmp_path / "run"
-    args = [script, "--set", *TINY_OVERRIDES, f"TRAIN.RUN_DIR={run_dir}", "TRAIN.EPOCHS=1",
-            "TRAIN.STEPS_PER_EPOCH=3", "TRAIN.CHECKPOINT_EVERY=2"]
-    workers = [start(args, tmp_path / f"worker{index}.log",
-                     TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-               for index in range(2)]
-    deadline = time.time() + 240
-    try:
-        codes = [worker.wait(timeout=max(1.0, deadline - time.time())) for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    logs = [(tmp_path / f"worker{index}.log").read_text() for index in range(2)]
+def test_two_worker_multiworker_run_trains_and_stops(launched):
+    tmp, _, workers, deadline = launched
+    codes = [wait(worker, deadline) for worker in workers]
+    logs = [(tmp / f"worker{index}.log").read_text() for index in range(2)]
     assert codes == [0, 0], "\n=====\n".join(log[-2500:] for log in logs)
     for log in logs:
         assert "MultiWorkerMirroredStrategy with 2 replica(s); global batch 2 x 2 = 4" in log
         assert "training finished at step 3" in log
     assert "(worker 1)" in logs[1] and "checkpoint saved" not in logs[1]   # only the chief writes
-    state = CheckpointManager.read_state(run_dir / "checkpoints" / "ckpt-00000003")
+    state = CheckpointManager.read_state(tmp / "run" / "checkpoints" / "ckpt-00000003")
     assert state["global_batch"] == 4 and state["samples_seen"] == 12 and state["optimizer_iterations"] == 3
-    assert (run_dir / "final.weights.h5").is_file() and (run_dir / "final.json").is_file()
+    assert (tmp / "run" / "final.weights.h5").is_file() and (tmp / "run" / "final.json").is_file()

@@ -225,9 +225,8 @@ def test_import_matches_onnxruntime_and_shipped_files(name, tmp_path):
         assert json.loads((WEIGHTS / f"{name}.json").read_text()) == meta
         new, old = h5_datasets(out), h5_datasets(WEIGHTS / f"{name}.weights.h5")
         assert sorted(new) == sorted(old)
-        for key in new:
-            if "threshold" not in key:   # not from the ONNX: a seeded fresh initialisation
-                np.testing.assert_array_equal(new[key], old[key], err_msg=key)
+        for key in new:   # the threshold branch too: its fresh initialisation is seeded
+            np.testing.assert_array_equal(new[key], old[key], err_msg=key)
 
 
 # ----------------------------------------------------------------------------- the shipped model

@@ -126,3 +126,18 @@ def test_partial_epoch_is_neither_validated_nor_counted_as_an_epoch_end(tmp_path
     assert model.stop_training and "reached step 3" in state.stop_reason
     saved = CheckpointManager.read_state(manager.list()[-1])
     assert (saved["step"], saved["epoch"], saved["step_in_epoch"]) == (3, 0, 3)
+
+
+def test_a_model_gone_non_finite_stops_the_run_and_is_not_saved(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.BatchNormalization()])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.optimizer.build(model.trainable_variables)
+    model.layers[1].moving_variance.assign(np.array([np.inf, 1.0], np.float32))  # overflowed, loss still finite
+    state, lines = RunState(steps_per_epoch=10, global_batch=2), []
+    manager = CheckpointManager(tmp_path, log=lines.append)
+    counter, saver = StepCounter(state), CheckpointSaver(state, manager, every_steps=1, log=lines.append)
+    for callback in (counter, saver):
+        callback.set_model(model)
+        callback.on_train_batch_end(0, {})
+    assert model.stop_training and state.failed and "holds NaN/Inf" in state.stop_reason
+    assert manager.list() == [] and "moving_variance" in lines[0]

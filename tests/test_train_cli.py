@@ -1,7 +1,6 @@
 """`python train.py` on a fresh clone: no dataset configured -> synthetic text; checkpoints, TensorBoard
 events (losses, lr, map images), inference exports and loss-curve figures come out of one tiny run."""
 import json
-import re
 import subprocess
 import sys
 

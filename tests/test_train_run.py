@@ -46,7 +46,8 @@ def test_training_from_a_preset_with_validation(tiny, tmp_path):
                                                         "preprocess": PRESET_PREPROCESS}))
     synth.write_dataset(tmp_path / "val", num=2, size=96, seed=5)
     cfg = load_config(overrides=[*TINY_OVERRIDES, f"MODEL.NAME={tmp_path / 'mypreset.json'}", "TRAIN.EPOCHS=2",
-                                 "TRAIN.STEPS_PER_EPOCH=2", "TRAIN.CHECKPOINT_EVERY=0", f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
+                                 "TRAIN.STEPS_PER_EPOCH=2", "TRAIN.CHECKPOINT_EVERY=0",
+                                 f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
     cfg.DATA.VAL = [{"format": "polygon_txt", "images": str(tmp_path / "val" / "images"),
                      "labels": str(tmp_path / "val" / "labels")}]
     lines = []
@@ -109,3 +110,29 @@ def test_init_loads_matching_arrays_and_lists_the_rest(tiny, tmp_path):
 def _saved(model, path):
     model.save_weights(str(path))
     return path
+
+
+def test_non_finite_steps_are_skipped_and_stop_the_run(tiny, tmp_path, monkeypatch):
+    from db_tf.models import DBNet
+    from db_tf.training import run
+
+    clean = run.train_dataset
+    monkeypatch.setattr(run, "train_dataset", lambda cfg, step, context=None: clean(cfg, step, context).map(
+        lambda images, labels: (images * float("nan"), labels)))             # every batch poisons the loss
+    cfg = load_config(overrides=[*TINY_OVERRIDES, "TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=5",
+                                 "TRAIN.MAX_NAN_STEPS=2", f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
+    lines = []
+    result = run.train(cfg, verbose=0, log=lines.append)
+    text = "\n".join(lines)
+    assert result.failed and result.step == 2 and not result.completed
+    assert "step 1: non-finite loss or gradients, update skipped (1 in a row" in text
+    assert "stopping: 2 consecutive steps with a non-finite loss" in text and "TRAIN.MAX_NAN_STEPS=2" in text
+    assert not (tmp_path / "run" / "final.weights.h5").exists()
+    # The checkpoint written at the stop holds the initial weights and BN statistics: nothing was applied.
+    keras.utils.set_random_seed(cfg.DATA.SEED)
+    initial = DBNet(backbone="tiny", inner_channels=16)
+    saved = h5_arrays(tmp_path / "run" / "checkpoints" / "ckpt-00000002" / "model.weights.h5")
+    expected = h5_arrays(_saved(initial, tmp_path / "initial.weights.h5"))
+    assert saved.keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(saved[name], value, err_msg=name)

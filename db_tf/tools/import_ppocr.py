@@ -169,18 +169,8 @@ def read_graph(onnx_path):
             groups.append(group)
             group_of[node.output[0]] = group
         elif node.op_type == "Add" and const_inputs:
-            value = constants[const_inputs[0]]
             owner = group_of.get(source(tensor_inputs[0])) if len(tensor_inputs) == 1 else None
-            if owner is not None and owner.kind in ("conv", "conv_transpose") and "bias" not in owner.arrays:
-                owner.arrays["bias"] = value.reshape(-1)        # a bias exported as a separate Add
-            elif owner is not None and owner.kind == "affine" and "bias" not in owner.arrays:
-                if value.size != 1:
-                    raise ImportMismatch(f"{where}: affine bias of shape {value.shape}, expected a scalar")
-                owner.arrays["bias"] = value.reshape(())
-            elif value.size != 1:
-                raise ImportMismatch(f"{where}: adds a constant of shape {value.shape} that is not the "
-                                     "bias of a preceding convolution")
-            # else: a scalar inside an activation (hard-swish's "+ 3"): part of the op, not a weight
+            _claim_added_constant(owner, constants[const_inputs[0]], where)
         elif node.op_type == "HardSigmoid":
             slopes.append((node.name, float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))))
         elif node.op_type == "Resize":
@@ -193,6 +183,20 @@ def read_graph(onnx_path):
             raise ImportMismatch(f"ONNX node {group.node!r}: scalar Mul not followed by a scalar Add; "
                                  "not a learnable affine block")
     return GraphSummary(groups, slopes, upsampling)
+
+
+def _claim_added_constant(owner, value, where):
+    """An Add of a constant is the bias of the conv or affine Mul right before it, or part of an activation."""
+    if owner is not None and owner.kind in ("conv", "conv_transpose") and "bias" not in owner.arrays:
+        owner.arrays["bias"] = value.reshape(-1)        # a bias exported as a separate Add
+    elif owner is not None and owner.kind == "affine" and "bias" not in owner.arrays:
+        if value.size != 1:
+            raise ImportMismatch(f"{where}: affine bias of shape {value.shape}, expected a scalar")
+        owner.arrays["bias"] = value.reshape(())
+    elif value.size != 1:
+        raise ImportMismatch(f"{where}: adds a constant of shape {value.shape} that is not the "
+                             "bias of a preceding convolution")
+    # else: a scalar inside an activation (hard-swish's "+ 3"): part of the op, not a weight
 
 
 def _upsampling_factor(node, attrs, constants, where):
@@ -399,14 +403,22 @@ def check_fixed_ops(model, summary):
 
 def build_model(seed=0):
     """The db-tf DBNet the PP-OCR mobile detectors map onto; the threshold branch gets a seeded init."""
-    import keras
-
     from db_tf.models.dbnet import DBNet
 
-    keras.utils.set_random_seed(seed)
     model = DBNet(**MODEL_KWARGS)
     model(np.zeros((1, 64, 64, 3), np.float32), return_maps=True)   # create every variable
+    seed_threshold_branch(model, seed)
     return model
+
+
+def seed_threshold_branch(model, seed):
+    """Redraw the threshold branch's kernels from their own initializers with explicit seeds, so the
+    shipped file is the same on every run (Keras' global seeding did not make it so)."""
+    branch = model.head.threshold
+    for index, layer in enumerate((branch.conv, branch.deconv1, branch.deconv2)):
+        config = {**layer.kernel_initializer.get_config(), "seed": seed * 100 + index}
+        initializer = layer.kernel_initializer.__class__.from_config(config)
+        layer.kernel.assign(initializer(tuple(layer.kernel.shape)))
 
 
 def import_onnx(onnx_path, seed=0):

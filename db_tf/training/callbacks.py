@@ -1,8 +1,8 @@
 """Keras callbacks of a training run, sharing one Python-side `RunState` (never part of the TF graph).
 
 Order in the callback list matters (Keras calls them in list order): StepCounter first, so every other
-callback sees the step that just finished; Validator before CheckpointSaver, so the epoch-end checkpoint
-and the best checkpoint know the new hmean.
+callback sees the step that just finished; Validator before TensorBoardLogger and CheckpointSaver, so the
+val_ scalars, the epoch-end checkpoint and the best checkpoint see the new hmean.
 
 Step = training batches consumed since the run began, over all sessions (a skipped non-finite update still
 consumed its batch). The learning rate follows the optimizer's own update count instead, so skipped
@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from db_tf.training import summaries
+from db_tf.training.checkpoints import NonFiniteError
 from db_tf.training.optim import current_lr
 
 LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
@@ -145,8 +146,20 @@ class CheckpointSaver(keras.callbacks.Callback):
     def save(self):
         if self.state.last_saved_step == self.state.step:
             return
-        path = self.manager.save(self.model, self.state.checkpoint_state(self.model))
         self.state.last_saved_step = self.state.step
+        try:
+            path = self.manager.save(self.model, self.state.checkpoint_state(self.model))
+        except NonFiniteError as exc:
+            # The update guard of train_step looks at the loss and gradients; a BatchNorm moving variance can
+            # still overflow (huge activations, too high a learning rate). Such a model cannot recover.
+            self.log(str(exc))
+            self.state.failed = True
+            self.state.stop_reason = (
+                f"stopping at step {self.state.step}: the model holds NaN/Inf (see above) although the loss was "
+                f"finite; nothing was saved. Lower TRAIN.LR or add TRAIN.WARMUP_STEPS and resume from the last "
+                f"checkpoint.")
+            self.model.stop_training = True
+            return
         if path is not None:
             self.log(f"checkpoint saved: {path}")
 
@@ -156,15 +169,17 @@ class CheckpointSaver(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         validation = self.state.last_validation
-        if validation.get("step") == self.state.step and validation["hmean"] > self.state.best_hmean:
+        improved = validation.get("step") == self.state.step and validation["hmean"] > self.state.best_hmean
+        if improved:  # before the epoch-end checkpoint, so that its state records the new best
             self.state.best_hmean, self.state.best_step = validation["hmean"], self.state.step
+        if self.state.step_in_epoch == 0:
+            self.save()
+        if improved and not self.state.failed:
             self.manager.save_best(self.model, dict(self.state.checkpoint_state(self.model),
                                                     hmean=validation["hmean"]))
             if self.on_best is not None:
                 self.on_best(self.model, self.state)
             self.log(f"new best hmean {validation['hmean']:.4f} at step {self.state.step}")
-        if self.state.step_in_epoch == 0:
-            self.save()
 
     def on_train_end(self, logs=None):
         self.save()

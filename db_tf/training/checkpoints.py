@@ -36,10 +36,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the directory and the reason."""
 
 
-def nonfinite_variables(model):
-    """Paths of the model's and its optimizer's variables that hold NaN or Inf."""
+class NonFiniteError(ValueError):
+    """The model holds NaN/Inf: it is not written (the message names some of the variables)."""
+
+
+def nonfinite_variables(model, include_optimizer=True):
+    """Paths of the model's (and its optimizer's) variables that hold NaN or Inf."""
     variables = list(model.weights)
-    if getattr(model, "optimizer", None) is not None:
+    if include_optimizer and getattr(model, "optimizer", None) is not None:
         variables += list(model.optimizer.variables)
     bad = []
     for variable in variables:
@@ -106,13 +110,13 @@ class CheckpointManager:
     def save(self, model, state, kind="ckpt"):
         """Write a checkpoint of `model` (+ optimizer) with `state` (a JSON-able dict with "step").
 
-        Returns the checkpoint directory, or None when nothing was written (non-finite values, non-chief).
+        Returns the checkpoint directory, or None for a non-chief worker (nothing written). Raises
+        NonFiniteError, writing nothing, when the model or optimizer holds NaN/Inf.
         """
         bad = nonfinite_variables(model)
         if bad:
-            self.log(f"NOT saving checkpoint at step {state['step']}: {len(bad)} variable(s) hold NaN/Inf, "
-                     f"e.g. {', '.join(bad[:3])}")
-            return None
+            raise NonFiniteError(f"NOT saving checkpoint at step {state['step']}: {len(bad)} variable(s) hold "
+                                 f"NaN/Inf, e.g. {', '.join(bad[:3])}")
         name = f"{kind}-{int(state['step']):08d}"
         parent = self.directory if self.write else Path(tempfile.mkdtemp(prefix="db_tf_worker_ckpt_"))
         tmp_dir = parent / f"{TMP_PREFIX}{name}-{os.getpid()}"
@@ -211,8 +215,12 @@ def load_checkpoint_weights(model, weights_path):
 
 # ---------------------------------------------------------------------- exports for inference
 def write_weights_without_optimizer(model, path):
-    """Save only the model's weights (no optimizer group) to `path` (.weights.h5), atomically."""
+    """Save only the model's weights (no optimizer group) to `path` (.weights.h5), atomically.
+    Raises NonFiniteError (nothing written) when a weight holds NaN/Inf."""
     path = Path(path)
+    bad = nonfinite_variables(model, include_optimizer=False)
+    if bad:
+        raise NonFiniteError(f"NOT writing {path}: {len(bad)} weight(s) hold NaN/Inf, e.g. {', '.join(bad[:3])}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=TMP_PREFIX) as tmp:
         full = Path(tmp) / "full.weights.h5"

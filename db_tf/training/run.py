@@ -18,7 +18,6 @@
 """
 import copy
 import json
-import math
 import os
 import signal
 import sys
@@ -28,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from db_tf.data.pipeline import build_dataset, steps_per_epoch as pipeline_steps_per_epoch
 from db_tf.training import strategy as dist
 from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState, StepCounter, StopControl,
                                       TensorBoardLogger, Validator)
-from db_tf.training.checkpoints import CheckpointManager, export_pretrained
+from db_tf.training.checkpoints import CheckpointManager, NonFiniteError, export_pretrained
 from db_tf.training.init_weights import format_report, load_matching_weights
 from db_tf.training.optim import build_optimizer, current_lr, describe as describe_optimizer
 
@@ -81,12 +79,17 @@ def plan_model(cfg, init):
     if preset:
         from db_tf import pretrained
 
-        json_path = pretrained.resolve(preset)
-        meta = pretrained.read_metadata(json_path)
+        try:
+            json_path = pretrained.resolve(preset)
+            meta = pretrained.read_metadata(json_path)
+        except pretrained.PretrainedError as exc:
+            raise TrainingError(str(exc)) from None
         kwargs = {key: meta["model"][key] for key in meta["model"] if key != "backbone_weights"}
         preprocess = {key: meta["preprocess"][key] for key in ("channel_order", "mean", "std")}
         why = f"MODEL.NAME={cfg.MODEL.NAME!r}" if cfg.MODEL.NAME else f"--init {init}"
-        return kwargs, preprocess, pretrained.weights_path(json_path), f"preset {meta['name']} ({why}, {json_path})"
+        # A .weights.h5 given with --init (e.g. an earlier fine-tuning of this preset) replaces the preset's.
+        weights = init if init and str(init).endswith(".weights.h5") else pretrained.weights_path(json_path)
+        return kwargs, preprocess, weights, f"preset {meta['name']} ({why}, {json_path})"
     kwargs = model_kwargs_from_config(cfg.MODEL)
     init_path = init or cfg.MODEL.WEIGHTS or None
     return kwargs, config_preprocess(cfg.DATA), init_path, "built from cfg.MODEL"
@@ -197,35 +200,98 @@ def check_config(cfg):
 
 def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=None, verbose=None,
           log=log):
-    """Train (or resume) the run described by cfg; see the module docstring. Returns a RunResult."""
+    """Train (or resume) the run described by cfg; see the module docstring. Returns a RunResult.
+
+    init: --init (a .weights.h5, a pretrained .json or name); resume: a run directory to continue;
+    max_steps / time_limit (minutes): stop this session early, with a checkpoint; devices: a device list for
+    MirroredStrategy (default: all GPUs); verbose: Keras progress (default: bar on a terminal, else per epoch).
+    """
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(cfg, init, resume, max_steps, time_limit, devices, verbose, log)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)  # the policy is process-global: leave it as found
+
+
+def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, log):
+    import keras
+
     cfg = copy.deepcopy(cfg)
     check_config(cfg)
     strategy = dist.make_strategy(devices)                        # before any other TF op
     chief = dist.is_chief()
     if not chief:
-        worker = dist.worker_index()
-        log = (lambda inner: (lambda message: inner(f"(worker {worker}) {message}")))(log)
-    import keras
+        log = _prefixed(log, f"(worker {dist.worker_index()}) ")
     if cfg.TRAIN.MIXED_PRECISION:
         keras.mixed_precision.set_global_policy(cfg.TRAIN.MIXED_PRECISION)
-    # Reproducible weight initialisation (the data pipeline seeds itself from DATA.SEED too).
-    keras.utils.set_random_seed(int(cfg.DATA.SEED))
+    keras.utils.set_random_seed(int(cfg.DATA.SEED))  # reproducible initial weights (the data seeds itself)
 
     run_dir = Path(resume or cfg.TRAIN.RUN_DIR)
     manager = CheckpointManager(run_dir / "checkpoints", keep=cfg.TRAIN.KEEP_CHECKPOINTS, write=chief, log=log)
-    has_checkpoint = bool(manager.list())
-    if resume and not has_checkpoint:
+    resuming = bool(manager.list())
+    if resume and not resuming:
         raise TrainingError(f"--resume {resume}: no checkpoint in {run_dir / 'checkpoints'}")
+    model_kwargs, preprocess, init_path = _decide_model(cfg, run_dir, resuming, init, log)
 
-    # Architecture + preprocessing: fixed by run.json once a run exists.
-    run_file = read_run_file(run_dir)
-    if run_file and has_checkpoint:
-        model_kwargs, preprocess = run_file["model"], run_file["preprocess"]
-        init_path, origin = None, f"as recorded in {run_dir / RUN_FILE}"
-        changed = _config_differences(run_file.get("config", {}), json.loads(json.dumps(cfg, default=str)))
-        if changed:
-            log("config differs from the run's first start (the recorded model and preprocessing are kept): "
-                + "; ".join(changed[:12]) + (" ..." if len(changed) > 12 else ""))
+    replicas = strategy.num_replicas_in_sync
+    try:
+        steps_per_epoch = pipeline_steps_per_epoch(cfg, replicas)
+    except (OSError, ValueError) as exc:  # a dataset spec that cannot be read
+        raise TrainingError(f"DATA.TRAIN: {exc}") from None
+    state = RunState(steps_per_epoch=steps_per_epoch, global_batch=cfg.TRAIN.BATCH_SIZE * replicas)
+    total_steps = cfg.TRAIN.EPOCHS * state.steps_per_epoch
+    log(dist.describe(strategy, cfg.TRAIN.BATCH_SIZE))
+    log(f"{cfg.TRAIN.EPOCHS} epochs x {state.steps_per_epoch} steps = {total_steps} steps; data: "
+        + (f"{len(cfg.DATA.TRAIN)} dataset(s)" if cfg.DATA.TRAIN else "synthetic text (DATA.TRAIN is empty)")
+        + f", {cfg.DATA.IMAGE_SIZE}x{cfg.DATA.IMAGE_SIZE} crops")
+    log(describe_optimizer(cfg.TRAIN, total_steps)
+        + (f"; {cfg.TRAIN.MIXED_PRECISION}" if cfg.TRAIN.MIXED_PRECISION else ""))
+
+    # ImageNet backbone weights only matter for a fresh start from cfg.MODEL (otherwise they get replaced).
+    backbone_weights = (cfg.MODEL.BACKBONE_WEIGHTS or None) if not (resuming or cfg.MODEL.NAME) else None
+    model = _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps)
+    if resuming:
+        _resume(model, manager, state, log)
+    else:
+        _start_fresh(model, cfg, run_dir, model_kwargs, preprocess, init_path, chief, log)
+
+    start_step = state.step
+    if start_step >= total_steps:
+        log(f"nothing to do: step {start_step} >= {total_steps} planned steps (raise TRAIN.EPOCHS to continue)")
+    else:
+        callbacks = _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, start_step,
+                               max_steps, time_limit, log)
+        if verbose is None:
+            verbose = 1 if sys.stdout.isatty() else 2
+
+        def data_from(step):
+            return dist.distribute_dataset(strategy, lambda context: train_dataset(cfg, step, context))
+
+        handlers = _install_stop_signals(callbacks)
+        try:
+            _fit(model, cfg, state, total_steps, callbacks, verbose, data_from, log)
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+    return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
+
+
+def _prefixed(log, prefix):
+    return lambda message: log(prefix + message)
+
+
+def _decide_model(cfg, run_dir, resuming, init, log):
+    """(model kwargs, preprocessing, init weights path or None); also applies the preprocessing to cfg.DATA.
+
+    A run keeps the architecture and preprocessing recorded in run.json at its first start."""
+    run_file = read_run_file(run_dir) if resuming else None
+    if run_file:
+        model_kwargs, preprocess, init_path = run_file["model"], run_file["preprocess"], None
+        origin = f"as recorded in {run_dir / RUN_FILE}"
+        if init:
+            log(f"--init {init} ignored: resuming from the run's checkpoints")
     else:
         model_kwargs, preprocess, init_path, origin = plan_model(cfg, init)
     if preprocess != config_preprocess(cfg.DATA):
@@ -233,75 +299,59 @@ def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=
             f"mean {preprocess['mean']}, std {preprocess['std']} (cfg.DATA had {config_preprocess(cfg.DATA)})")
     cfg.DATA.CHANNEL_ORDER, cfg.DATA.MEAN, cfg.DATA.STD = (preprocess["channel_order"], list(preprocess["mean"]),
                                                             list(preprocess["std"]))
-
-    replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.TRAIN.BATCH_SIZE * replicas
-    steps_per_epoch = pipeline_steps_per_epoch(cfg, replicas)
-    total_steps = cfg.TRAIN.EPOCHS * steps_per_epoch
+    if run_file:
+        changed = _config_differences(run_file.get("config", {}), _jsonable(cfg))
+        if changed:
+            log("config changed since the run's first start: " + "; ".join(changed[:12])
+                + (" ..." if len(changed) > 12 else ""))
     log(f"run directory {run_dir}; model {origin}: {model_kwargs}")
-    log(dist.describe(strategy, cfg.TRAIN.BATCH_SIZE))
-    log(f"{cfg.TRAIN.EPOCHS} epochs x {steps_per_epoch} steps = {total_steps} steps; data: "
-        + (f"{len(cfg.DATA.TRAIN)} dataset(s)" if cfg.DATA.TRAIN else "synthetic text (DATA.TRAIN is empty)")
-        + f", {cfg.DATA.IMAGE_SIZE}x{cfg.DATA.IMAGE_SIZE} crops")
-    log(describe_optimizer(cfg.TRAIN, total_steps)
-        + (f"; {cfg.TRAIN.MIXED_PRECISION}" if cfg.TRAIN.MIXED_PRECISION else ""))
+    return model_kwargs, preprocess, init_path
 
+
+def _jsonable(cfg):
+    return json.loads(json.dumps(cfg, default=str))
+
+
+def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps):
     from db_tf.losses import build_loss
 
-    # ImageNet backbone weights only matter for a fresh, non-preset start (a checkpoint or preset replaces them).
-    fresh_start = not has_checkpoint and not cfg.MODEL.NAME
     with strategy.scope():
-        model = build_dbnet(model_kwargs, backbone_weights=(cfg.MODEL.BACKBONE_WEIGHTS or None) if fresh_start else None)
+        model = build_dbnet(model_kwargs, backbone_weights=backbone_weights)
         model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS))
-        model.optimizer.build(model.trainable_variables)
-    dist.adapt_model_to_strategy(model, strategy)
+        model.optimizer.build(model.trainable_variables)  # so that a checkpoint restores its state too
+    return dist.adapt_model_to_strategy(model, strategy)
 
-    state = RunState(steps_per_epoch=steps_per_epoch, global_batch=global_batch)
-    restored_dir, saved = (manager.restore(model) if has_checkpoint else (None, None))
-    if restored_dir is not None:
-        state.restore(saved)
-        if saved.get("global_batch", global_batch) != global_batch:
-            log(f"warning: the global batch changed ({saved['global_batch']} -> {global_batch}); the data "
-                f"position continues in batches, the schedule in optimizer updates")
-        log(f"resumed from {restored_dir}: step {state.step} (epoch {state.epoch}, batch {state.step_in_epoch} "
-            f"of {steps_per_epoch}), optimizer iterations {int(model.optimizer.iterations.numpy())}, "
-            f"lr {current_lr(model.optimizer):.10g}")
-    else:
-        if has_checkpoint:
-            raise TrainingError(f"{run_dir / 'checkpoints'} has checkpoints but none could be loaded (see above); "
-                                f"move them away to start over")
-        if init_path:
+
+def _resume(model, manager, state, log):
+    restored_dir, saved = manager.restore(model)
+    if restored_dir is None:
+        raise TrainingError(f"{manager.directory} has checkpoints but none could be loaded (see above); "
+                            f"move them away to start over")
+    global_batch = state.global_batch
+    state.restore(saved)
+    if saved.get("global_batch", global_batch) != global_batch:
+        log(f"warning: the global batch changed ({saved['global_batch']} -> {global_batch}); the data "
+            f"position continues in batches, the schedule in optimizer updates")
+    log(f"resumed from {restored_dir}: step {state.step} (epoch {state.epoch}, batch {state.step_in_epoch} "
+        f"of {state.steps_per_epoch}), optimizer iterations {int(model.optimizer.iterations.numpy())}, "
+        f"lr {current_lr(model.optimizer):.10g}")
+
+
+def _start_fresh(model, cfg, run_dir, model_kwargs, preprocess, init_path, chief, log):
+    if init_path:
+        try:
             report = load_matching_weights(model, init_path)
-            for line in format_report(report, init_path):
-                log(line)
-            if not report["loaded"]:
-                raise TrainingError(f"--init {init_path}: no weight array matched this model")
-        if chief:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_run_file(run_dir, {"model": model_kwargs, "preprocess": preprocess, "init": str(init_path or ""),
-                                     "config": json.loads(json.dumps(cfg, default=str)), "started": time.time()})
-        log(f"starting from step 0, lr {current_lr(model.optimizer):.10g}")
-
-    start_step = state.step
-    if start_step >= total_steps:
-        log(f"nothing to do: step {start_step} >= {total_steps} planned steps (raise TRAIN.EPOCHS to continue)")
-        return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
-
-    callbacks = _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, start_step, max_steps,
-                           time_limit, log)
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-
-    def data_from(step):
-        return dist.distribute_dataset(strategy, lambda context: train_dataset(cfg, step, context))
-
-    handlers = _install_stop_signals(callbacks)
-    try:
-        _fit(model, cfg, state, steps_per_epoch, total_steps, callbacks, verbose, data_from, log)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-    return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
+        except (OSError, ValueError) as exc:
+            raise TrainingError(str(exc)) from None
+        for line in format_report(report, init_path):
+            log(line)
+        if not report["loaded"]:
+            raise TrainingError(f"--init {init_path}: no weight array matched this model")
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_file(run_dir, {"model": model_kwargs, "preprocess": preprocess, "init": str(init_path or ""),
+                                 "config": _jsonable(cfg), "started": time.time()})
+    log(f"starting from step 0, lr {current_lr(model.optimizer):.10g}")
 
 
 def _install_stop_signals(callbacks):
@@ -316,7 +366,8 @@ def _install_stop_signals(callbacks):
     return previous
 
 
-def _fit(model, cfg, state, steps_per_epoch, total_steps, callbacks, verbose, data_from, log):
+def _fit(model, cfg, state, total_steps, callbacks, verbose, data_from, log):
+    steps_per_epoch = state.steps_per_epoch
     # The validation LOSS is Keras' own (test_step on DATA.VAL at IMAGE_SIZE, every VAL_EVERY epochs; it runs
     # on every worker, as tf.distribute needs); precision / recall / hmean come from the Validator callback.
     validation = dict(validation_data=build_dataset(cfg, "val"), validation_freq=cfg.TRAIN.VAL_EVERY) \
@@ -385,7 +436,11 @@ def _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_s
     elif state.stop_reason:
         log(f"stopped: {state.stop_reason}; rerun the same command to continue")
     if chief and not state.failed:
-        _export(model, state, cfg, run_dir, "final", model_kwargs, preprocess, log)
+        try:
+            _export(model, state, cfg, run_dir, "final", model_kwargs, preprocess, log)
+        except NonFiniteError as exc:
+            log(str(exc))
+            state.failed = True
     completed = state.step >= total_steps
     if completed:
         log(f"training finished at step {state.step}"

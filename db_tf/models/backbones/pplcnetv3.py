@@ -110,7 +110,8 @@ def fold_input_affine(kernel, bias, affine, depthwise):
     for 1x1 kernels. For kxk kernels it also holds at the borders if x is padded with -b / s instead of
     zeros (then s * pad + b = 0, the zero padding the unfolded network sees): see `padding_value`.
     """
-    scale, shift = _nonzero(affine.scale), affine.bias
+    scale = ops.cast(_nonzero(affine.scale), kernel.dtype)
+    shift = ops.cast(affine.bias, kernel.dtype)
     tap_sum = ops.sum(kernel, axis=(0, 1, 3)) if depthwise else ops.sum(kernel, axis=(0, 1, 2))
     return kernel * scale, bias + shift * tap_sum
 

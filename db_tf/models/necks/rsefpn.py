@@ -15,7 +15,8 @@ NECK_SE_SLOPE = 0.2
 
 
 def upsample_nearest(x, factor):
-    """Nearest-neighbour upsampling by an integer factor (each pixel repeated factor x factor times).
+    """Nearest-neighbour upsampling by an integer factor: each pixel repeated factor x factor times, which
+    is what Paddle's nearest resize (ONNX Resize, asymmetric coordinates, floor) does for integer factors.
 
     One broadcast and free reshapes; the channel count stays static, which converters such as TFLite
     need when H and W are dynamic.
@@ -75,6 +76,8 @@ class RSEFPN(layers.Layer):
 
     def __init__(self, inner_channels=96, **kwargs):
         super().__init__(**kwargs)
+        if inner_channels % 4:
+            raise ValueError(f"inner_channels must be a multiple of 4, got {inner_channels}")
         self.inner_channels = inner_channels
         # Index 0..3 = C2..C5.
         self.laterals = [ResidualSEConv(inner_channels, 1, name=f"lateral_c{level}") for level in (2, 3, 4, 5)]
@@ -90,7 +93,7 @@ class RSEFPN(layers.Layer):
         if len(features) != 4:
             raise ValueError(f"RSEFPN expects [C2, C3, C4, C5], got {len(features)} feature maps")
         c2, c3, c4, c5 = features
-        # Same evaluation order as PaddleOCR (C5 first) so the importer can walk both graphs in step.
+        # PaddleOCR's evaluation order (C5 first); db_tf/tools/import_ppocr.py lists the weights in it.
         l5 = self.laterals[3](c5)
         l4 = self.laterals[2](c4)
         l3 = self.laterals[1](c3)
