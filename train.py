@@ -4,9 +4,10 @@ Everything comes from the config (db_config.py documents each key). Rerunning th
 the run in TRAIN.RUN_DIR from its last checkpoint. Examples:
 
     python train.py --set TRAIN.EPOCHS=1 TRAIN.STEPS_PER_EPOCH=2 TRAIN.BATCH_SIZE=2 DATA.IMAGE_SIZE=128
-    python train.py --config configs/icdar2015_r18.py
-    python train.py --config configs/icdar2015_r18.py --init weights/ppocrv4_mobile.json   # fine-tune a preset
-    python train.py --resume runs/db_r18 --time-limit 50      # continue for 50 minutes, then checkpoint and stop
+    python train.py --config my_config.py          # a copy of db_config.py with DATA.TRAIN / DATA.VAL set
+    python train.py --config my_config.py --init weights/ppocrv4_mobile.json --set TRAIN.OPTIMIZER=adam \\
+        TRAIN.LR=0.001 TRAIN.WARMUP_STEPS=500      # fine-tune a shipped preset (its architecture + BGR input)
+    python train.py --resume runs/db_r18 --time-limit 50   # continue for 50 minutes, checkpoint, stop
     tensorboard --logdir runs/db_r18/logs;  python -m db_tf.tools.plot_curves runs/db_r18
 """
 import argparse
@@ -31,6 +32,8 @@ def parse_args(argv=None):
                         help="stop this session after so many steps (checkpoint written; rerun to continue)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                         help="stop this session cleanly after so many minutes (checkpoint written)")
+    parser.add_argument("--run-eagerly", action="store_true",
+                        help="run the train step eagerly, without tf.function (debugging; slow)")
     parser.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                         help="Keras progress: 1 = bar, 2 = one line per epoch (default: 1 on a terminal)")
     return parser.parse_args(argv)
@@ -47,7 +50,7 @@ def main(argv=None):
 
     try:
         result = train(cfg, init=args.init, resume=args.resume, max_steps=args.max_steps,
-                       time_limit=args.time_limit, verbose=args.verbose)
+                       time_limit=args.time_limit, verbose=args.verbose, run_eagerly=args.run_eagerly)
     except TrainingError as exc:
         print(f"train.py: {exc}", file=sys.stderr)
         return 2

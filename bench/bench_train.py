@@ -10,7 +10,8 @@ What it measures, and how:
       step, so the wait is not observable on its own: we report the input share as (T_step - T_compute) /
       T_step, which counts waiting for the batch AND the slowdown from the pipeline threads using the same
       cores while the step runs;
-  (c) the pipeline alone (no model running): batches/s over --steps batches after 2 warm-up batches.
+  (c) the pipeline alone (no model running): batches/s over max(--steps, 10) batches after 2 warm-up batches
+      (prefetched batches are part of the count, so this is an upper bound over a short run).
   images/s = batch / T_step (training as it would run) and batch / T_compute (if input were free).
 Per-step times come from a Keras callback (on_train_batch_begin -> on_train_batch_end). Data: ICDAR 2015 train
 from ../shared/data when present (unless --data synth), else synthetic text; the printout says which.
@@ -96,10 +97,11 @@ def main(argv=None):
     iterator = iter(build_dataset(cfg, "train"))
     for _ in range(2):
         batch = next(iterator)
+    count = max(args.steps, 10)
     start = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(count):
         next(iterator)
-    pipeline_time = (time.perf_counter() - start) / args.steps
+    pipeline_time = (time.perf_counter() - start) / count
     del iterator
 
     compute, first = timed_fit(model, tf.data.Dataset.from_tensors(batch).repeat(), args.steps)

@@ -20,6 +20,7 @@ from db_tf.data.image_io import decode_image
 from db_tf.detector import TextDetector
 from db_tf.export import graph_preprocess as gp
 from db_tf.export.saved_model import export_saved_model, read_metadata
+from db_tf.export.signatures import encoded_images
 from db_tf.models import DBNet
 from db_tf.serving import ServingClient, ServingError
 
@@ -175,6 +176,14 @@ def test_bytes_signature_resizes_by_the_policy(exported, model):
     # so the maps agree closely, not to float rounding
     difference = np.abs(out["probability"].numpy() - expected)
     assert difference.mean() < 2e-3 and difference.max() < 0.1
+
+
+def test_a_fixed_network_size_is_rounded_as_the_numpy_policy(model, images):
+    serve = tf.function(encoded_images(model, {**SETTINGS, "size": (80, 112)}))
+    out = serve(tf.constant([png(im) for im in images[:2]]))
+    expected = pre.inference_size(1, 1, size=(80, 112))  # multiples of 32 nearest to 80 and 112: (64, 128)
+    assert out["resized_size"].numpy().tolist() == [list(expected)] * 2
+    assert out["probability"].shape == (2, *expected, 1)
 
 
 def test_resize_policy_sizes_equal_the_numpy_policy():

@@ -141,3 +141,19 @@ def test_a_model_gone_non_finite_stops_the_run_and_is_not_saved(tmp_path):
         callback.on_train_batch_end(0, {})
     assert model.stop_training and state.failed and "holds NaN/Inf" in state.stop_reason
     assert manager.list() == [] and "moving_variance" in lines[0]
+
+
+def test_a_signal_stops_after_the_step_and_a_second_ctrl_c_interrupts():
+    import signal
+
+    state, model = RunState(steps_per_epoch=10, global_batch=2), fake_model()
+    stop = StopControl(state)
+    stop.set_model(model)
+    stop.on_train_batch_end(0, {})
+    assert not model.stop_training
+    stop.request_stop(signal.SIGTERM)
+    state.step = 4
+    stop.on_train_batch_end(0, {})
+    assert model.stop_training and state.stop_reason == "SIGTERM received at step 4"
+    with pytest.raises(KeyboardInterrupt):
+        stop.request_stop(signal.SIGINT)

@@ -51,7 +51,7 @@ def test_training_from_a_preset_with_validation(tiny, tmp_path):
     cfg.DATA.VAL = [{"format": "polygon_txt", "images": str(tmp_path / "val" / "images"),
                      "labels": str(tmp_path / "val" / "labels")}]
     lines = []
-    result = train(cfg, verbose=0, log=lines.append)
+    result = train(cfg, verbose=0, run_eagerly=True, log=lines.append)
     text = "\n".join(lines)
     assert result.completed and result.step == 4 and not result.failed, text
 
@@ -122,7 +122,7 @@ def test_non_finite_steps_are_skipped_and_stop_the_run(tiny, tmp_path, monkeypat
     cfg = load_config(overrides=[*TINY_OVERRIDES, "TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=5",
                                  "TRAIN.MAX_NAN_STEPS=2", f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
     lines = []
-    result = run.train(cfg, verbose=0, log=lines.append)
+    result = run.train(cfg, verbose=0, run_eagerly=True, log=lines.append)
     text = "\n".join(lines)
     assert result.failed and result.step == 2 and not result.completed
     assert "step 1: non-finite loss or gradients, update skipped (1 in a row" in text

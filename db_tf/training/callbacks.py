@@ -105,7 +105,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 
 class StopControl(keras.callbacks.Callback):
-    """Stops cleanly (the CheckpointSaver then writes a checkpoint) at a step limit, a time limit or SIGTERM."""
+    """Stops cleanly (the CheckpointSaver then writes a checkpoint) at a step limit, a time limit, or on
+    SIGTERM / Ctrl-C (when `request_stop` is installed as their handler)."""
 
     def __init__(self, state, max_step=None, deadline=None):
         super().__init__()
@@ -115,7 +116,10 @@ class StopControl(keras.callbacks.Callback):
         self.signal_name = ""
 
     def request_stop(self, signum, frame=None):
-        """A signal handler: stop after the current step (install it with signal.signal)."""
+        """A signal handler: stop after the current step (install it with signal.signal). A second Ctrl-C
+        interrupts at once (the run then resumes from its last checkpoint)."""
+        if self.signal_name and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
 
     def on_train_batch_end(self, batch, logs=None):

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,23 +200,24 @@ def check_config(cfg):
 
 
 def train(cfg, init=None, resume=None, max_steps=None, time_limit=None, devices=None, verbose=None,
-          log=log):
+          run_eagerly=False, log=log):
     """Train (or resume) the run described by cfg; see the module docstring. Returns a RunResult.
 
     init: --init (a .weights.h5, a pretrained .json or name); resume: a run directory to continue;
     max_steps / time_limit (minutes): stop this session early, with a checkpoint; devices: a device list for
-    MirroredStrategy (default: all GPUs); verbose: Keras progress (default: bar on a terminal, else per epoch).
+    MirroredStrategy (default: all GPUs); verbose: Keras progress (default: bar on a terminal, else per epoch);
+    run_eagerly: run the train step without tf.function (for debugging: slow per step, but no tracing).
     """
     import keras
 
     policy = keras.mixed_precision.global_policy()
     try:
-        return _train(cfg, init, resume, max_steps, time_limit, devices, verbose, log)
+        return _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eagerly, log)
     finally:
         keras.mixed_precision.set_global_policy(policy)  # the policy is process-global: leave it as found
 
 
-def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, log):
+def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eagerly, log):
     import keras
 
     cfg = copy.deepcopy(cfg)
@@ -251,7 +253,7 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, log):
 
     # ImageNet backbone weights only matter for a fresh start from cfg.MODEL (otherwise they get replaced).
     backbone_weights = (cfg.MODEL.BACKBONE_WEIGHTS or None) if not (resuming or cfg.MODEL.NAME) else None
-    model = _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps)
+    model = _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly)
     if resuming:
         _resume(model, manager, state, log)
     else:
@@ -312,12 +314,13 @@ def _jsonable(cfg):
     return json.loads(json.dumps(cfg, default=str))
 
 
-def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps):
+def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly=False):
     from db_tf.losses import build_loss
 
     with strategy.scope():
         model = build_dbnet(model_kwargs, backbone_weights=backbone_weights)
-        model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS))
+        model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS),
+                      run_eagerly=run_eagerly)
         model.optimizer.build(model.trainable_variables)  # so that a checkpoint restores its state too
     return dist.adapt_model_to_strategy(model, strategy)
 
@@ -372,14 +375,17 @@ def _fit(model, cfg, state, total_steps, callbacks, verbose, data_from, log):
     # on every worker, as tf.distribute needs); precision / recall / hmean come from the Validator callback.
     validation = dict(validation_data=build_dataset(cfg, "val"), validation_freq=cfg.TRAIN.VAL_EVERY) \
         if cfg.DATA.VAL else {}
-    if state.step_in_epoch:   # finish the interrupted epoch first (see the module docstring)
-        log(f"finishing epoch {state.epoch + 1}: batches {state.step_in_epoch + 1}..{steps_per_epoch}")
-        model.fit(data_from(state.step), epochs=state.epoch + 1, initial_epoch=state.epoch,
-                  steps_per_epoch=steps_per_epoch - state.step_in_epoch, callbacks=callbacks, verbose=verbose,
-                  shuffle=False, **validation)
-    if not model.stop_training and state.step < total_steps:
-        model.fit(data_from(state.step), epochs=cfg.TRAIN.EPOCHS, initial_epoch=state.epoch,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
+    common = dict(callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
+    with warnings.catch_warnings():
+        # Keras warns when the finite validation dataset (of unknown length) ends: that is how it should end.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        if state.step_in_epoch:   # finish the interrupted epoch first (see the module docstring)
+            log(f"finishing epoch {state.epoch + 1}: batches {state.step_in_epoch + 1}..{steps_per_epoch}")
+            model.fit(data_from(state.step), epochs=state.epoch + 1, initial_epoch=state.epoch,
+                      steps_per_epoch=steps_per_epoch - state.step_in_epoch, **common)
+        if not model.stop_training and state.step < total_steps:
+            model.fit(data_from(state.step), epochs=cfg.TRAIN.EPOCHS, initial_epoch=state.epoch,
+                      steps_per_epoch=steps_per_epoch, **common)
 
 
 def _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, start_step, max_steps,

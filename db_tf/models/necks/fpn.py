@@ -12,16 +12,11 @@ Layer names are the official ones (in2..in5, out2..out5).
 import keras
 from keras import layers, ops
 
+from db_tf.models.upsample import upsample_nearest
+
 # The official decoder initialises its convolutions with kaiming_normal_ (fan_in, ReLU gain).
 CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
 LEVELS = (2, 3, 4, 5)
-
-
-def upsample_nearest(x, factor):
-    """Nearest-neighbour upsampling by an integer factor (works with unknown spatial sizes)."""
-    if factor == 1:
-        return x
-    return ops.repeat(ops.repeat(x, factor, axis=1), factor, axis=2)
 
 
 class DBFPN(layers.Layer):

@@ -10,22 +10,9 @@ training code could be read differently.
 from keras import layers, ops
 
 from db_tf.models.backbones.pplcnetv3 import SqueezeExcite
+from db_tf.models.upsample import upsample_nearest
 
 NECK_SE_SLOPE = 0.2
-
-
-def upsample_nearest(x, factor):
-    """Nearest-neighbour upsampling by an integer factor: each pixel repeated factor x factor times, which
-    is what Paddle's nearest resize (ONNX Resize, asymmetric coordinates, floor) does for integer factors.
-
-    One broadcast and free reshapes; the channel count stays static, which converters such as TFLite
-    need when H and W are dynamic.
-    """
-    n, h, w = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
-    channels = x.shape[-1]
-    x = ops.reshape(x, (n, h, 1, w, 1, channels))
-    tiles = ops.broadcast_to(x, (n, h, factor, w, factor, channels))
-    return ops.reshape(tiles, (n, h * factor, w * factor, channels))
 
 
 class ResidualSEConv(layers.Layer):
