@@ -15,7 +15,7 @@ size (normalisation inside). Each export writes its settings as JSON too (``<nam
 --weights: as inference.py (a .weights.h5 with cfg.MODEL's architecture unless a .json sits beside it, or a
 pretrained name / .json); the preprocessing baked into the graph comes from the pretrained metadata or
 cfg (DATA.MEAN / STD / CHANNEL_ORDER, POSTPROCESS.SHORT_SIDE / MAX_SIDE), then --short-side / --max-side.
-After writing, the exported model is run once on a random image and compared with the Keras model.
+After writing, the exported model is run once on a synthetic text image and compared with the Keras model.
 """
 import argparse
 import sys
@@ -27,7 +27,7 @@ from db_tf.config import ConfigError, add_config_args, config_from_args
 
 QUANTIZE_CHOICES = {"both": ("float32", "dynamic_int8"), "float32": ("float32",),
                     "dynamic_int8": ("dynamic_int8",)}
-CHECK_SIZE = (96, 160)  # the after-export check image: multiples of 32, so Keras takes it as it is
+CHECK_SIZE = (160, 256)  # the after-export check image: multiples of 32, so Keras takes it as it is
 
 
 def build_parser():
@@ -58,12 +58,13 @@ def model_name(detector, weights):
 
 
 def check_export(fmt, paths, model, settings):
-    """Max |exported - Keras| on one random RGB image (per written file); None for a file not checked."""
+    """Max |exported - Keras| of the map of one synthetic text image, per written file (None: not checked)."""
     from db_tf import preprocess as pre
+    from db_tf.synth import generate
 
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (1, *CHECK_SIZE, 3)).astype(np.float32)
-    expected = np.asarray(model(pre.normalize(image.astype(np.uint8), settings["mean"], settings["std"],
+    pixels = generate(0, height=CHECK_SIZE[0], width=CHECK_SIZE[1]).image  # text, so a trained model responds
+    image = pixels[None].astype(np.float32)
+    expected = np.asarray(model(pre.normalize(pixels[None], settings["mean"], settings["std"],
                                               settings["channel_order"]), training=False))
     diffs = []
     for path in paths:
@@ -125,7 +126,7 @@ def main(argv=None):
     for path, diff in zip(paths, diffs):
         size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() \
             else Path(path).stat().st_size
-        note = "" if diff is None else f", max |exported - Keras| on a random image {diff:.2e}"
+        note = "" if diff is None else f", max |exported - Keras| on a synthetic text image {diff:.2e}"
         print(f"  {path} ({size / 1e6:.1f} MB{note})")
     if fmt == "saved_model":
         base = Path(output).resolve()

@@ -7,12 +7,16 @@
                              use it with logical CPU devices).
 
 Batch and learning rate: cfg.TRAIN.BATCH_SIZE is PER REPLICA, so the global batch is BATCH_SIZE x replicas.
-Every replica computes the DB loss on its own part of the batch and the gradients are averaged (Keras divides
-each replica's loss by the replica count and the optimizer sums the gradients), so one step on R replicas
-equals one step on one device with the global batch, up to two batch-coupled parts of DBNet: BatchNorm
-statistics (per replica, as in the official code's DataParallel without SyncBN) and the loss' hard-negative
-mining and Dice sums (per replica here; over the whole batch in the official code, which gathers the outputs).
-The learning rate is NOT rescaled automatically. The official recipe is lr 0.007 for a global batch of 16;
+Every replica computes the DB loss on its own part of the batch and the gradients are averaged (the train
+step divides each replica's loss by the replica count, the optimizer sums the gradients), so one step on R
+replicas equals one step on one device with the global batch, up to two batch-coupled parts of DBNet:
+BatchNorm batch statistics (per replica, as with torch DataParallel without SyncBN) and the loss' hard-negative
+mining and Dice sums (per replica here; over the whole batch in the official code, which gathers the outputs
+on one GPU). tests/test_distributed.py checks both the equality and the averaging.
+BN moving statistics: Keras 3 creates them without a cross-replica aggregation, so each replica keeps
+updating its own copy from its own batches and checkpoints/exports hold replica 0's (estimated from a 1/R
+sample of the data; torch DataParallel likewise keeps only GPU 0's updates).
+The learning rate is NOT rescaled automatically. The official configs use lr 0.007 for a global batch of 16;
 with a different global batch the linear scaling rule (lr x global_batch / 16) is a common starting point:
 set TRAIN.LR yourself.
 """
