@@ -313,3 +313,21 @@ def test_train_step_under_mirrored_strategy(repo_root):
     result = subprocess.run([sys.executable, "-c", DISTRIBUTED_SCRIPT], env=env, capture_output=True,
                             text=True, timeout=600)
     assert "DISTRIBUTED_OK" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_same_shaped_kernels_start_different():
+    """Regression: one shared unseeded Keras 3 initializer returned identical values for every layer,
+    so e.g. the probability and threshold branches (and the ResNet blocks) started identical."""
+    import numpy as np
+
+    from db_tf.models.dbnet import DBNet
+
+    model = DBNet(backbone="resnet18", neck="asf", inner_channels=32)
+    kernels = {}
+    for weight in model.weights:
+        if weight.path.endswith("kernel"):
+            kernels.setdefault(tuple(weight.shape), []).append((weight.path, np.asarray(weight)))
+    duplicates = [(a[0], b[0]) for group in kernels.values() for i, a in enumerate(group)
+                  for b in group[i + 1:] if np.array_equal(a[1], b[1])]
+    assert not duplicates, duplicates[:5]
+    assert sum(len(group) > 1 for group in kernels.values()) >= 3  # the check compared something

@@ -20,7 +20,9 @@ from keras import layers, ops
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
+def conv_init():
+    """A fresh initializer per layer (a shared unseeded Keras 3 instance repeats its values)."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
 
 
 class DBHeadBranch(layers.Layer):
@@ -31,10 +33,10 @@ class DBHeadBranch(layers.Layer):
         self.mid_channels = mid_channels
         self.batch_norm = batch_norm
         self.conv = layers.Conv2D(mid_channels, 3, padding="same", use_bias=not batch_norm,
-                                  kernel_initializer=CONV_INIT, name="conv")
-        self.deconv1 = layers.Conv2DTranspose(mid_channels, 2, strides=2, kernel_initializer=CONV_INIT,
+                                  kernel_initializer=conv_init(), name="conv")
+        self.deconv1 = layers.Conv2DTranspose(mid_channels, 2, strides=2, kernel_initializer=conv_init(),
                                               name="deconv1")
-        self.deconv2 = layers.Conv2DTranspose(1, 2, strides=2, kernel_initializer=CONV_INIT, name="deconv2")
+        self.deconv2 = layers.Conv2DTranspose(1, 2, strides=2, kernel_initializer=conv_init(), name="deconv2")
         if batch_norm:
             self.bn1 = self._batch_norm("bn1")
             self.bn2 = self._batch_norm("bn2")

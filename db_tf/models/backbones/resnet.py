@@ -36,7 +36,10 @@ from keras import layers
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 # torchvision initialises ResNet convolutions with kaiming_normal_(mode="fan_out", nonlinearity="relu").
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+def conv_init():
+    """A fresh He (fan_out) initializer per layer: one shared unseeded Keras 3 initializer instance
+    returns the SAME values on every call, which would start same-shaped kernels identical."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 # Blocks per stage (layer1..layer4) and the block type of each depth.
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
@@ -52,7 +55,7 @@ def conv_bn(x, filters, kernel_size, stride, name, bn_name, relu=True):
     else:
         padding = "same"  # symmetric for odd kernels at stride 1, and a no-op for 1x1
     x = layers.Conv2D(filters, kernel_size, strides=stride, padding=padding, use_bias=False,
-                      kernel_initializer=CONV_INIT, name=name)(x)
+                      kernel_initializer=conv_init(), name=name)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=bn_name)(x)
     return layers.ReLU(name=f"{bn_name}_relu")(x) if relu else x
 

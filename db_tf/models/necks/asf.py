@@ -18,11 +18,11 @@ The paper's figure shows the same structure; where it is less precise we follow 
 """
 from keras import layers, ops
 
-from db_tf.models.necks.fpn import CONV_INIT, DBFPN
+from db_tf.models.necks.fpn import DBFPN, conv_init
 
 
 def _conv(filters, kernel_size, use_bias, name):
-    return layers.Conv2D(filters, kernel_size, padding="same", use_bias=use_bias, kernel_initializer=CONV_INIT,
+    return layers.Conv2D(filters, kernel_size, padding="same", use_bias=use_bias, kernel_initializer=conv_init(),
                          name=name)
 
 

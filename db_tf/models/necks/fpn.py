@@ -15,7 +15,9 @@ from keras import layers, ops
 from db_tf.models.upsample import upsample_nearest
 
 # The official decoder initialises its convolutions with kaiming_normal_ (fan_in, ReLU gain).
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
+def conv_init():
+    """A fresh initializer per layer (a shared unseeded Keras 3 instance repeats its values)."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
 LEVELS = (2, 3, 4, 5)
 
 
@@ -28,10 +30,10 @@ class DBFPN(layers.Layer):
             raise ValueError(f"inner_channels must be a multiple of 4, got {inner_channels}")
         self.inner_channels = inner_channels
         # Index 0..3 = levels 2..5.
-        self.laterals = [layers.Conv2D(inner_channels, 1, use_bias=False, kernel_initializer=CONV_INIT,
+        self.laterals = [layers.Conv2D(inner_channels, 1, use_bias=False, kernel_initializer=conv_init(),
                                        name=f"in{level}") for level in LEVELS]
         self.smoothing = [layers.Conv2D(inner_channels // 4, 3, padding="same", use_bias=False,
-                                        kernel_initializer=CONV_INIT, name=f"out{level}") for level in LEVELS]
+                                        kernel_initializer=conv_init(), name=f"out{level}") for level in LEVELS]
 
     def build(self, input_shape):
         if len(input_shape) != 4:
