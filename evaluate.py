@@ -19,6 +19,7 @@ lowest threshold and each sweep value keeps the detections with score >= value: 
 the sweep also works on detection files that carry scores.
 """
 import argparse
+import os
 import json
 import re
 import sys
@@ -26,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
 
 from db_tf.config import ConfigError, add_config_args, config_from_args
 

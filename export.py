@@ -18,10 +18,13 @@ cfg (DATA.MEAN / STD / CHANNEL_ORDER, POSTPROCESS.SHORT_SIDE / MAX_SIDE), then -
 After writing, the exported model is run once on a synthetic text image and compared with the Keras model.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
 
 from db_tf.config import ConfigError, add_config_args, config_from_args
 

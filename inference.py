@@ -7,7 +7,8 @@
 Outputs (in --output, default "outputs"): per image ``<stem>.json`` (format json: polygons, scores, size),
 ``<stem>.txt`` (format txt: ``x1,y1,...,xn,yn,score`` lines) or ``res_<stem>.txt`` (format icdar: integer
 ``x1,y1,...,x4,y4`` clockwise lines; zip those files for an ICDAR 2015 Challenge 4 submission, which needs box
-mode, the default). --figures also writes the DB-tf style figures to ``<output>/figures/``: ``<stem>_poly.jpg``,
+mode, the default). Figures (on by default; --no-figures to skip; off for --format icdar unless --figures):
+the DB-tf style figures go to ``<output>/figures/``: ``<stem>_poly.jpg``,
 ``<stem>_bbox.jpg``, ``<stem>_binarize_map.jpg``, ``<stem>_threshold_map.jpg``, ``<stem>_binary_map.jpg``
 (the threshold branch runs for these; an imported model's untrained threshold branch still gets drawn).
 --show writes ``<stem>_show.jpg`` (all figures combined) there too and opens it when a display is available.
@@ -18,9 +19,12 @@ An unreadable image is reported and skipped; the exit status is 1 if any image f
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
 
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
@@ -40,7 +44,9 @@ def build_parser():
     parser.add_argument("--short-side", type=int, help="resize the short side to this (multiple of 32)")
     parser.add_argument("--output", default="outputs", help="output folder (default: outputs)")
     parser.add_argument("--format", choices=FORMATS, default="json", help="detection file format")
-    parser.add_argument("--figures", action="store_true", help="write DB-tf style figures to <output>/figures")
+    parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=None,
+                        help="write DB-tf style figures to <output>/figures (default: on, except with --format "
+                             "icdar, whose folder must stay a clean submission)")
     parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     return add_config_args(parser)
@@ -108,6 +114,8 @@ def save_outputs(detector, path, image, result, args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.figures is None:
+        args.figures = args.format != "icdar"
     try:
         cfg = config_from_args(args)
         images = list_images(args.imgpath)

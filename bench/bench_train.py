@@ -120,6 +120,8 @@ def main(argv=None):
     print(f"(b) step fed by the pipeline: {step:.2f} s/step = {args.batch / step:.2f} images/s; "
           f"input share of the step time (b - a) / b = {100 * share:.0f}%")
     print(f"(c) pipeline alone: {pipeline_time:.2f} s/batch = {args.batch / pipeline_time:.1f} images/s")
+    print(f"fastest steps (least disturbed by other processes): (a) {min(compute_times):.2f} s, "
+          f"(b) {min(step_times):.2f} s = {args.batch / min(step_times):.2f} images/s")
     print(f"medians over {len(step_times)} steps each; all (a) {[round(t, 2) for t in compute_times]}, all (b) "
           f"{[round(t, 2) for t in step_times]}; load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 

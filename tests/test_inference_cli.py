@@ -88,7 +88,8 @@ def test_unreadable_image_is_reported_and_the_folder_goes_on(image_folder, tmp_p
     (image_folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     (image_folder / "empty.png").write_bytes(b"")
     out = tmp_path / "res"
-    assert inference.main(["--imgpath", str(image_folder), "--output", str(out), "--batch-size", "2"]) == 1
+    assert inference.main(["--imgpath", str(image_folder), "--output", str(out), "--batch-size", "2",
+                           "--no-figures"]) == 1
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "empty.png" in err
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.json"]
@@ -124,3 +125,12 @@ def test_real_weights_and_settings_precedence(tiny_bundle, image_folder, tmp_pat
     assert inference.main(["--imgpath", str(image_folder), "--weights", json_path, "--output", str(out),
                            "--format", "icdar"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["res_a.txt", "res_b.txt"]
+
+
+def test_figures_are_on_by_default_except_for_icdar_submissions(image_folder, tmp_path, pixel_detector):
+    out = tmp_path / "default"
+    assert inference.main(["--imgpath", str(image_folder / "a.png"), "--output", str(out)]) == 0
+    assert (out / "figures" / "a_poly.jpg").is_file() and (out / "figures" / "a_binary_map.jpg").is_file()
+    icdar = tmp_path / "icdar"
+    assert inference.main(["--imgpath", str(image_folder / "a.png"), "--output", str(icdar), "--format", "icdar"]) == 0
+    assert sorted(p.name for p in icdar.iterdir()) == ["res_a.txt"]

@@ -47,10 +47,7 @@ def register_tiny_backbone():
 
 def write_tiny_train_script(directory):
     path = Path(directory) / "tiny_train.py"
-    # Seeded before db_tf.models is imported: its modules create initializer instances at import time,
-    # whose seeds would otherwise differ between processes (the reference and resumed runs must match).
     path.write_text(f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n{TINY_BACKBONE}\n"
-                    "keras.utils.set_random_seed(0)\n"
                     "from db_tf.models.backbones import BACKBONES\nBACKBONES['tiny'] = tiny_backbone\n"
                     "import train\nsys.exit(train.main(sys.argv[1:]))\n")
     return path
