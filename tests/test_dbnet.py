@@ -331,3 +331,44 @@ def test_same_shaped_kernels_start_different():
                   for b in group[i + 1:] if np.array_equal(a[1], b[1])]
     assert not duplicates, duplicates[:5]
     assert sum(len(group) > 1 for group in kernels.values()) >= 3  # the check compared something
+
+
+def _batch_norms(model):
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_overflowing_bn_statistics_skip_the_update(tiny):
+    """A finite loss can come with a BN moving variance that overflowed (seen fine-tuning an imported
+    model whose variances are ~1e8): the step must be skipped, not write Inf into the model."""
+    model = tiny()
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=DBLoss())
+    images, labels = text_batch()
+    model.train_on_batch(images, labels, return_dict=True)
+    # Blow up the first convolution: its batch variance overflows float32, the BN after it still
+    # normalises, so the loss stays finite.
+    kernel = next(v for v in model.trainable_variables if v.path.endswith("kernel"))
+    kernel.assign(kernel.numpy() * 1e21)
+    saved = snapshot(model)
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert logs["nonfinite"] == 1.0
+    assert unchanged(model, saved)
+    assert all(np.isfinite(v.numpy()).all() for v in model.non_trainable_variables)
+
+
+def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
+    model = tiny()
+    trainable_before = len(model.trainable_variables)
+    frozen = model.freeze_batch_norm()
+    norms = _batch_norms(model)
+    assert frozen == len(norms) > 0
+    assert len(model.trainable_variables) == trainable_before - 2 * frozen  # gamma and beta of each
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=DBLoss())
+    images, labels = text_batch()
+    before = [np.array(v) for layer in norms for v in layer.weights]
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert logs["nonfinite"] == 0.0
+    after = [np.array(v) for layer in norms for v in layer.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    # and training mode now normalises with the moving statistics, as inference does
+    np.testing.assert_allclose(model(images, training=True)["probability"], model(images), atol=1e-5)

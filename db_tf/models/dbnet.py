@@ -85,6 +85,19 @@ class DBNet(keras.Model):
         return {"logits": logits, "probability": probability, "threshold": threshold,
                 "binary": ops.sigmoid(binary_logits), "binary_logits": binary_logits}
 
+    def freeze_batch_norm(self):
+        """Run every BatchNormalization in inference mode with fixed gamma/beta (Keras 3: trainable=False).
+
+        For fine-tuning with small batches (a CPU's batch of 8 gives noisy batch statistics) and for
+        imported models whose statistics must stay as trained. Call before compiling.
+        """
+        frozen = 0
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+                frozen += 1
+        return frozen
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "backbone": self.backbone_name,
                 "neck": self.neck_name, "inner_channels": self.inner_channels, "head_channels": self.head_channels,
@@ -131,7 +144,9 @@ class DBNet(keras.Model):
             loss = losses["total_loss"] / tf.distribute.get_strategy().num_replicas_in_sync
             loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, identity otherwise
         gradients = tape.gradient(loss, variables)
-        finite = self._all_replicas_finite(losses["total_loss"], gradients)
+        # The BN statistics just updated can overflow (e.g. huge imported variances) with a finite loss.
+        updated_statistics = [v.value for v in self.non_trainable_variables]
+        finite = self._all_replicas_finite(losses["total_loss"], gradients, updated_statistics)
         self._update_or_restore(finite, gradients, variables, statistics)
         return self._report(losses, finite)
 
@@ -153,11 +168,12 @@ class DBNet(keras.Model):
     def _uses_loss_scaling(self):
         return isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def _all_replicas_finite(self, loss, gradients):
-        """True when the loss and the gradients are finite on EVERY replica (so all replicas agree)."""
+    def _all_replicas_finite(self, loss, gradients, statistics=()):
+        """True when the loss, the gradients and the BN statistics are finite on EVERY replica."""
         # With loss scaling, overflowing gradients are routine: the LossScaleOptimizer skips those
-        # steps itself and lowers the scale, so only the loss decides here.
-        finite = _all_finite([loss] if self._uses_loss_scaling() else [loss, *gradients])
+        # steps itself and lowers the scale, so only the loss (and the statistics) decide here.
+        checked = [loss, *statistics] if self._uses_loss_scaling() else [loss, *gradients, *statistics]
+        finite = _all_finite(checked)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             bad = context.all_reduce(tf.distribute.ReduceOp.SUM, ops.cast(ops.logical_not(finite), "float32"))
