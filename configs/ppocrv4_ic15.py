@@ -28,7 +28,7 @@ cfg.DATA.VAL = [{"format": "icdar2015", "images": str(_IC15 / "imgs"), "labels":
 cfg.DATA.IMAGE_SIZE = 640
 
 cfg.TRAIN.RUN_DIR = "runs/ppocrv4_ic15"
-cfg.TRAIN.EPOCHS = 100
+cfg.TRAIN.EPOCHS = 40
 cfg.TRAIN.BATCH_SIZE = 8
 cfg.TRAIN.OPTIMIZER = "adam"
 cfg.TRAIN.LR = 0.001
@@ -38,7 +38,7 @@ cfg.TRAIN.FREEZE_BN = True
 cfg.TRAIN.CHECKPOINT_EVERY = 200
 cfg.TRAIN.LOG_EVERY = 10
 cfg.TRAIN.IMAGE_EVERY = 0
-cfg.TRAIN.VAL_EVERY = 3
+cfg.TRAIN.VAL_EVERY = 2
 
 cfg.POSTPROCESS.SHORT_SIDE = 736
 cfg.POSTPROCESS.BOX_THRESH = 0.6

@@ -1,0 +1,88 @@
+"""Choose post-processing settings on a validation set: short side x unclip ratio x box threshold.
+
+    python -m db_tf.tools.sweep_postprocess --weights runs/ppocrv4_ic15/best.json \\
+        --images VAL_IMAGES/ --gt VAL_GTS/ [--short-sides 736 896 1024] [--unclips 1.5 1.8 2.0]
+
+For each short side the network runs ONCE per image (the probability maps are kept in memory); each
+(thresh, unclip ratio) pair is then post-processed at the lowest box threshold, and each box threshold keeps
+the detections scoring >= it (box scores do not depend on box_thresh, as evaluate.py --sweep uses too).
+Scores are the ICDAR 2015 protocol of db_tf.metrics. Prints one line per setting and the best hmean.
+Use it on a VALIDATION split only: settings picked on a test set make its numbers meaningless.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def score_setting(detector, maps, gts, sizes, thresh, unclip, box_threshs):
+    """[(box_thresh, totals)] for one (thresh, unclip ratio) over precomputed maps."""
+    from db_tf import metrics
+
+    lowest = min(box_threshs)
+    found = [detector.postprocess(m, size, thresh=thresh, unclip_ratio=unclip, box_thresh=lowest)
+             for m, size in zip(maps, sizes)]
+    out = []
+    for box_thresh in box_threshs:
+        samples = []
+        for (polygons, ignore), result in zip(gts, found):
+            keep = np.asarray(result.scores) >= box_thresh
+            samples.append((polygons, ignore, [p for p, k in zip(result.polygons, keep) if k]))
+        out.append((box_thresh, metrics.evaluate(samples)[0]))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", required=True, help="a pretrained name / .json (as inference.py)")
+    parser.add_argument("--images", required=True)
+    parser.add_argument("--gt", required=True)
+    parser.add_argument("--gt-format", default="icdar2015")
+    parser.add_argument("--short-sides", type=int, nargs="+", default=[736])
+    parser.add_argument("--threshs", type=float, nargs="+", default=[0.3])
+    parser.add_argument("--unclips", type=float, nargs="+", default=[1.5])
+    parser.add_argument("--box-threshs", type=float, nargs="+", default=[0.4, 0.5, 0.55, 0.6, 0.65, 0.7])
+    args = parser.parse_args(argv)
+
+    from db_tf.data.image_io import read_image
+    from db_tf.data.readers import read_annotation
+    from db_tf.detector import TextDetector
+    from evaluate import gt_files
+    from inference import list_images
+
+    gt_paths = gt_files(args.gt, args.gt_format)
+    paths = [p for p in list_images(args.images) if p.stem in gt_paths]
+    if not paths:
+        print(f"error: no image of {args.images} has a GT file in {args.gt}", file=sys.stderr)
+        return 2
+    images = [read_image(p) for p in paths]
+    gts = [read_annotation(gt_paths[p.stem], args.gt_format)[:2] for p in paths]
+    sizes = [image.shape[:2] for image in images]
+    best = (-1.0, None)
+    for short_side in args.short_sides:
+        detector = TextDetector(weights=args.weights, short_side=short_side)
+        start = time.perf_counter()
+        maps = [detector.predict_maps([image])[0] for image in images]
+        print(f"short side {short_side}: {len(images)} images, "
+              f"{(time.perf_counter() - start) * 1000 / len(images):.0f} ms per image", flush=True)
+        for thresh in args.threshs:
+            for unclip in args.unclips:
+                for box_thresh, totals in score_setting(detector, maps, gts, sizes, thresh, unclip,
+                                                        args.box_threshs):
+                    print(f"  short {short_side} thresh {thresh:.2f} unclip {unclip:.2f} box {box_thresh:.2f}: "
+                          f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {totals['hmean']:.4f}",
+                          flush=True)
+                    if totals["hmean"] > best[0]:
+                        best = (totals["hmean"], (short_side, thresh, unclip, box_thresh, totals))
+    hmean, (short_side, thresh, unclip, box_thresh, totals) = best
+    print(f"best: short_side {short_side} thresh {thresh} unclip_ratio {unclip} box_thresh {box_thresh}: "
+          f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {hmean:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
