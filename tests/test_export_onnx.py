@@ -3,51 +3,17 @@
 Skipped only when tf2onnx or onnxruntime is not installed (both are in requirements-dev.txt)."""
 import json
 
-import keras
 import numpy as np
 import pytest
 
 pytest.importorskip("tf2onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from db_tf import preprocess as pre  # noqa: E402
 from db_tf.export import export  # noqa: E402
-from db_tf.models import DBNet  # noqa: E402
+from export_support import keras_reference, tiny_model  # noqa: E402
 
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
             "max_side": 128, "thresh": 0.25}
-
-
-def tiny_model(seed=0):
-    """A small random R18 DBNet with distinct weights whose probabilities spread over (0, 1).
-
-    Kernels are drawn here (He-normal, one draw per layer) rather than left to the builders, and the
-    last deconvolution is rescaled so the logits have mean 0 and spread 1: a random ResNet in inference
-    mode gives huge logits (every probability 0 or 1), where a parity check would see nothing.
-    """
-    keras.utils.set_random_seed(seed)
-    model = DBNet(backbone="resnet18", inner_channels=64)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        if variable.path.endswith("kernel"):
-            fan_in = np.prod(variable.shape[:-1])
-            variable.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), variable.shape).astype(np.float32))
-    images = rng.normal(size=(2, 64, 96, 3)).astype(np.float32)
-    logits = np.asarray(model(images, return_maps=True)["logits"])
-    deconv = model.head.probability.deconv2
-    bias = deconv.bias.numpy()
-    scale = 1.0 / (logits - bias).std()
-    deconv.kernel.assign(deconv.kernel.numpy() * scale)
-    deconv.bias.assign(bias - scale * (logits - bias).mean())
-    return model
-
-
-def keras_reference(model, images):
-    """Normalise, pad to multiples of 32 with 0 (by hand), run Keras, crop back."""
-    n, h, w, _ = images.shape
-    padded = np.zeros((n, -(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
-    padded[:, :h, :w] = pre.normalize(images, SETTINGS["mean"], SETTINGS["std"], SETTINGS["channel_order"])
-    return np.asarray(model(padded, training=False))[:, :h, :w]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +49,7 @@ def test_onnxruntime_matches_keras(onnx_file, model, shape):
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     images = np.random.default_rng(sum(shape)).uniform(0, 255, shape).astype(np.float32)
     (got,) = session.run(None, {"images": images})
-    expected = keras_reference(model, images)
+    expected = keras_reference(model, images, SETTINGS)
     assert got.shape == expected.shape == (*shape[:3], 1)
     assert expected.std() > 0.05
     np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -10,7 +10,6 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,36 +20,12 @@ from db_tf.detector import TextDetector
 from db_tf.export import graph_preprocess as gp
 from db_tf.export.saved_model import export_saved_model, read_metadata
 from db_tf.export.signatures import encoded_images
-from db_tf.models import DBNet
 from db_tf.serving import ServingClient, ServingError
+from export_support import tiny_model
 
 # BGR and a non-ImageNet mean/std, so a missing swap or a wrong constant shows; small sizes for speed
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
             "max_side": 128, "size": None}
-
-
-def tiny_model(seed=0):
-    """A small random R18 DBNet with distinct weights whose probabilities spread over (0, 1).
-
-    Kernels are drawn here (He-normal, one draw per layer) rather than left to the builders, and the
-    last deconvolution is rescaled so the logits have mean 0 and spread 1: a random ResNet in inference
-    mode gives huge logits (every probability 0 or 1), where a parity check would see nothing.
-    """
-    keras.utils.set_random_seed(seed)
-    model = DBNet(backbone="resnet18", inner_channels=64)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        if variable.path.endswith("kernel"):
-            fan_in = np.prod(variable.shape[:-1])
-            variable.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), variable.shape).astype(np.float32))
-    images = rng.normal(size=(2, 64, 96, 3)).astype(np.float32)
-    logits = np.asarray(model(images, return_maps=True)["logits"])
-    deconv = model.head.probability.deconv2
-    bias = deconv.bias.numpy()
-    scale = 1.0 / (logits - bias).std()
-    deconv.kernel.assign(deconv.kernel.numpy() * scale)
-    deconv.bias.assign(bias - scale * (logits - bias).mean())
-    return model
 
 
 def png(rgb):

@@ -2,49 +2,15 @@
 between calls), dynamic-range int8 size and closeness, runner input checks."""
 import json
 
-import keras
 import numpy as np
 import pytest
 
-from db_tf import preprocess as pre
 from db_tf.export import export
 from db_tf.export.tflite import TFLiteRunner, export_tflite
-from db_tf.models import DBNet
+from export_support import keras_reference, tiny_model
 
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
             "max_side": 128}
-
-
-def tiny_model(seed=0):
-    """A small random R18 DBNet with distinct weights whose probabilities spread over (0, 1).
-
-    Kernels are drawn here (He-normal, one draw per layer) rather than left to the builders, and the
-    last deconvolution is rescaled so the logits have mean 0 and spread 1: a random ResNet in inference
-    mode gives huge logits (every probability 0 or 1), where a parity check would see nothing.
-    """
-    keras.utils.set_random_seed(seed)
-    model = DBNet(backbone="resnet18", inner_channels=64)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        if variable.path.endswith("kernel"):
-            fan_in = np.prod(variable.shape[:-1])
-            variable.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), variable.shape).astype(np.float32))
-    images = rng.normal(size=(2, 64, 96, 3)).astype(np.float32)
-    logits = np.asarray(model(images, return_maps=True)["logits"])
-    deconv = model.head.probability.deconv2
-    bias = deconv.bias.numpy()
-    scale = 1.0 / (logits - bias).std()
-    deconv.kernel.assign(deconv.kernel.numpy() * scale)
-    deconv.bias.assign(bias - scale * (logits - bias).mean())
-    return model
-
-
-def keras_reference(model, images):
-    """Normalise, pad to multiples of 32 with 0 (by hand), run Keras, crop back."""
-    n, h, w, _ = images.shape
-    padded = np.zeros((n, -(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
-    padded[:, :h, :w] = pre.normalize(images, SETTINGS["mean"], SETTINGS["std"], SETTINGS["channel_order"])
-    return np.asarray(model(padded, training=False))[:, :h, :w]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +41,7 @@ def test_float32_matches_keras_at_several_sizes(tflite_files, model):
     for shape in [(1, 64, 96, 3), (2, 128, 64, 3), (1, 50, 70, 3), (1, 64, 96, 3)]:
         images = rng.uniform(0, 255, shape).astype(np.float32)
         got = runner(images)
-        expected = keras_reference(model, images)
+        expected = keras_reference(model, images, SETTINGS)
         assert got.shape == expected.shape == (*shape[:3], 1)
         assert expected.std() > 0.05
         np.testing.assert_allclose(got, expected, atol=1e-3)
@@ -84,7 +50,7 @@ def test_float32_matches_keras_at_several_sizes(tflite_files, model):
 def test_dynamic_int8_stays_close_to_float(tflite_files, model):
     images = np.random.default_rng(8).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
     got = TFLiteRunner(tflite_files[1])(images)
-    expected = keras_reference(model, images)
+    expected = keras_reference(model, images, SETTINGS)
     difference = np.abs(got - expected)
     # int8 weights: not bit-exact, but the map must be the same map (a broken conversion is far off)
     assert difference.mean() < 0.05 and np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.95
