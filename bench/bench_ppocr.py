@@ -93,11 +93,17 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--ort-threads", type=int, default=2)
     parser.add_argument("--ort-no-spin", action="store_true", help="also time onnxruntime without spin-waiting")
+    parser.add_argument("--tf-threads", type=int, nargs=2, metavar=("INTRA", "INTER"), default=None,
+                        help="TensorFlow intra-/inter-op thread pools (default: TF's, 0/0 = all cores)")
     parser.add_argument("--keras", nargs="+", default=["keras", "keras-static", "keras-xla"],
                         choices=["keras", "keras-static", "keras-xla"], help="Keras variants to time")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+
+    if args.tf_threads:  # must happen before TensorFlow runs its first op
+        tf.config.threading.set_intra_op_parallelism_threads(args.tf_threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(args.tf_threads[1])
 
     from db_tf.pretrained import load_pretrained
     from db_tf.tools.import_ppocr import PACKAGED_ONNX, find_packaged_onnx
@@ -109,8 +115,8 @@ def main(argv=None):
     model, meta = load_pretrained(args.model)
     print(f"model {args.model}: {meta['source']}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; TensorFlow "
-          f"{tf.__version__} default threads (intra {tf.config.threading.get_intra_op_parallelism_threads()}"
-          f", inter {tf.config.threading.get_inter_op_parallelism_threads()}; 0 = all cores), "
+          f"{tf.__version__} threads (intra {tf.config.threading.get_intra_op_parallelism_threads()}"
+          f", inter {tf.config.threading.get_inter_op_parallelism_threads()}; 0 = TF's default, all cores), "
           f"onnxruntime intra_op_num_threads={args.ort_threads}")
     rng = np.random.default_rng(0)
     print(f"{'size':>9} {'engine':>17} {'median ms':>10} {'p10-p90 ms':>15} {'min ms':>7} "
