@@ -27,8 +27,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
 
 from db_tf.config import ConfigError, add_config_args, config_from_args
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+from db_tf.data.readers import IMAGE_SUFFIXES
 FORMATS = ("json", "icdar", "txt")
 
 
