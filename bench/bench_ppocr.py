@@ -4,12 +4,17 @@
     python bench/bench_ppocr.py --model ppocrv5_mobile --runs 30 --sizes 736x1280
 
 What is timed: one forward pass of a (1, H, W, 3) float32 batch to the probability map, copied back to
-numpy, batch 1, on this machine's CPU. The engines run interleaved (one call each per round, in a rotating
-order), so machine load shared with other processes hits all of them alike. Reported per engine: the
-median, the 10th-90th percentile range and the minimum (closest to an idle machine), and each median
+numpy, batch 1, on this machine's CPU. The engines take turns in one process: each round runs every
+engine (in a rotating order) for a block of --block back-to-back calls and keeps all but the first call
+of the block (the first pays for waking the engine's idle worker threads after the other engine ran).
+So every engine is timed in its steady state, and machine load that comes and goes hits all of them
+alike. Reported per engine: the median, the 10th-90th percentile range and the minimum, and each median
 and minimum relative to onnxruntime's.
-- keras: `tf.function` with a dynamic (None, None, None, 3) input signature, exactly what
-  db_tf.detector.TextDetector runs (one graph for every image size); TensorFlow's default threads.
+- keras-frozen: what db_tf.detector.TextDetector runs for a model it loaded itself: the Keras model
+  traced once with a dynamic (None, None, None, 3) input signature and its weights frozen to constants
+  (db_tf.detector.InferenceGraph); TensorFlow's default threads.
+- keras: the same tf.function without freezing (what TextDetector(model=...) runs, e.g. the validation
+  during training, whose weights keep changing).
 - keras-static: the same with the input shape fixed (one graph per size).
 - keras-xla: `jit_compile=True` (XLA), fixed shape.
 - onnxruntime: the ONNX file the weights were imported from, CPUExecutionProvider,
@@ -43,7 +48,10 @@ def keras_engines(model, height, width, names):
 
     dynamic = tf.TensorSpec([None, None, None, 3], tf.float32)
     static = tf.TensorSpec([1, height, width, 3], tf.float32)
+    from db_tf.detector import InferenceGraph
+
     factories = {
+        "keras-frozen": lambda: InferenceGraph(model, return_maps=False, freeze_weights=True),
         "keras": lambda: tf.function(lambda x: model(x, training=False), input_signature=[dynamic]),
         "keras-static": lambda: tf.function(lambda x: model(x, training=False), input_signature=[static]),
         "keras-xla": lambda: tf.function(lambda x: model(x, training=False), input_signature=[static],
@@ -69,7 +77,8 @@ def ort_engine(onnx_path, threads, spin=True):
     return lambda x: session.run(None, {input_name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0][0, 0]
 
 
-def time_interleaved(engines, x, runs, warmup):
+def time_interleaved(engines, x, runs, warmup, block=4):
+    """{engine: call times in ms}: `runs` rounds of `block` back-to-back calls per engine, first call dropped."""
     for _ in range(warmup):
         for run in engines.values():
             run(x)
@@ -78,9 +87,11 @@ def time_interleaved(engines, x, runs, warmup):
     for round_index in range(runs):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            engines[name](x)
-            times[name].append(time.perf_counter() - start)
+            for call_index in range(block):
+                start = time.perf_counter()
+                engines[name](x)
+                if call_index or block == 1:
+                    times[name].append(time.perf_counter() - start)
     return {name: np.asarray(t) * 1e3 for name, t in times.items()}
 
 
@@ -89,14 +100,16 @@ def main(argv=None):
     parser.add_argument("--model", default="ppocrv4_mobile", help="shipped model name (weights/<name>.json)")
     parser.add_argument("--onnx", help="ONNX file (default: the one in the package the model was imported from)")
     parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(736, 1280), (640, 640)])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=12, help="rounds (each engine: --block calls per round)")
+    parser.add_argument("--block", type=int, default=4, help="back-to-back calls per engine and round; the "
+                        "first of each block is not counted (1: count every call)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--ort-threads", type=int, default=2)
     parser.add_argument("--ort-no-spin", action="store_true", help="also time onnxruntime without spin-waiting")
     parser.add_argument("--tf-threads", type=int, nargs=2, metavar=("INTRA", "INTER"), default=None,
                         help="TensorFlow intra-/inter-op thread pools (default: TF's, 0/0 = all cores)")
-    parser.add_argument("--keras", nargs="+", default=["keras", "keras-static", "keras-xla"],
-                        choices=["keras", "keras-static", "keras-xla"], help="Keras variants to time")
+    parser.add_argument("--keras", nargs="+", default=["keras-frozen", "keras"],
+                        choices=["keras-frozen", "keras", "keras-static", "keras-xla"], help="Keras variants to time")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -129,7 +142,7 @@ def main(argv=None):
         engines.update(keras_engines(model, height, width, args.keras))
         reference = engines["onnxruntime"](x)
         diffs = {name: float(np.abs(run(x) - reference).max()) for name, run in engines.items()}
-        times = time_interleaved(engines, x, args.runs, args.warmup)
+        times = time_interleaved(engines, x, args.runs, args.warmup, args.block)
         ort_median, ort_min = np.median(times["onnxruntime"]), np.min(times["onnxruntime"])
         for name, t in times.items():
             median = np.median(t)

@@ -73,15 +73,22 @@ class TextDetector:
     Other keyword arguments override post-processing (``POSTPROCESS_KEYS``; ``unclip_ratio`` is box mode's,
     ``poly_unclip_ratio`` polygon mode's) and preprocessing (``PREPROCESS_KEYS``) settings; ``batch_size``
     bounds how many images share one forward pass.
+    freeze_weights: run a copy of the network with its weights baked in as constants, so TensorFlow's graph
+        optimiser folds batch norms and weight arithmetic once instead of on every call (about 5-10 % faster
+        on CPU; costs a few seconds once). Default: on when the detector loaded the weights itself, off for
+        ``model=`` (a model the caller may still be training: it must see the current weights).
     """
 
-    def __init__(self, weights=None, *, model=None, model_config=None, batch_size=4, **settings):
+    def __init__(self, weights=None, *, model=None, model_config=None, batch_size=4, freeze_weights=None,
+                 **settings):
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown TextDetector settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         if model is not None and weights is not None:
             raise ValueError("give either weights or model, not both")
         meta = {}
+        if freeze_weights is None:
+            freeze_weights = model is None
         if model is None:
             model, meta = _load_model(weights, model_config)
         self.model = model
@@ -93,7 +100,7 @@ class TextDetector:
         if self.settings["score_mode"] not in post.SCORE_MODES:
             raise ValueError(f"score_mode must be one of {post.SCORE_MODES}, got {self.settings['score_mode']!r}")
         self.batch_size = max(1, int(batch_size))
-        self._forward = _compiled_forward(model)
+        self._forward = _compiled_forward(model, freeze_weights)
 
     @classmethod
     def from_pretrained(cls, name, **kwargs):
@@ -215,27 +222,18 @@ def _load_model(weights, model_config):
     return pretrained.load_pretrained(weights)
 
 
-def _compiled_forward(model):
+def _compiled_forward(model, freeze_weights=False):
     """batch (N, H, W, 3) float32 -> dict of (N, H, W, 1) numpy maps.
 
     A Keras model runs inside one tf.function with dynamic spatial dimensions: every image size reuses
-    the same graph (no retracing per size). Other callables (e.g. test doubles) are called as they are.
+    the same graph (no retracing per size); with freeze_weights the graph is traced on first use with the
+    weights as constants. Other callables (e.g. test doubles) are called as they are.
     """
     compiled = {}
     keras = sys.modules.get("keras")  # not imported yet: the model cannot be a Keras model (and TF stays unloaded)
     if keras is not None and isinstance(model, keras.Model):
-        import tensorflow as tf
-        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
-
-        def probability(images):
-            return model(images, training=False)
-
-        def all_maps(images):
-            return model(images, training=False, return_maps=True)
-
-        # autograph off: the model's Python branches depend on static arguments only
-        compiled[False] = tf.function(probability, input_signature=spec, autograph=False)
-        compiled[True] = tf.function(all_maps, input_signature=spec, autograph=False)
+        for return_maps in (False, True):
+            compiled[return_maps] = InferenceGraph(model, return_maps, freeze_weights)
 
     def forward(batch, return_maps):
         call = compiled.get(return_maps)
@@ -249,3 +247,31 @@ def _compiled_forward(model):
         return {"probability": np.asarray(result)}
 
     return forward
+
+
+class InferenceGraph:
+    """model(images, training=False, return_maps=...) as one graph for every image size, built on first call."""
+
+    def __init__(self, model, return_maps, freeze_weights):
+        self.model, self.return_maps, self.freeze_weights = model, return_maps, freeze_weights
+        self.function = None
+
+    def __call__(self, images):
+        if self.function is None:
+            self.function = self._build()
+        return self.function(images)
+
+    def _build(self):
+        import tensorflow as tf
+
+        # autograph off: the model's Python branches depend on static arguments only
+        function = tf.function(lambda images: self.model(images, training=False, return_maps=self.return_maps),
+                               input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], autograph=False)
+        if not self.freeze_weights:
+            return function
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        concrete = function.get_concrete_function()
+        frozen = convert_variables_to_constants_v2(concrete)   # returns the outputs as a flat list
+        return lambda images: tf.nest.pack_sequence_as(concrete.structured_outputs,
+                                                       frozen(tf.convert_to_tensor(images, tf.float32)))

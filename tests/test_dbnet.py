@@ -356,6 +356,22 @@ def test_overflowing_bn_statistics_skip_the_update(tiny):
     assert all(np.isfinite(v.numpy()).all() for v in model.non_trainable_variables)
 
 
+def test_freeze_batch_norm_can_keep_a_fresh_branch_trainable(tiny):
+    model = tiny()
+    norms = _batch_norms(model)
+    kept = [layer for layer in norms if "head/threshold/" in layer.gamma.path]
+    assert len(kept) == 2   # bn1 and bn2 of the threshold branch
+    assert model.freeze_batch_norm(keep_trainable=["head/threshold"]) == len(norms) - 2
+    assert all(layer.trainable == (layer in kept) for layer in norms)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=DBLoss())
+    images, labels = text_batch()
+    before = {id(layer): np.array(layer.moving_mean) for layer in norms}
+    model.train_on_batch(images, labels, return_dict=True)
+    for layer in norms:   # only the kept branch updates its batch statistics
+        changed = not np.array_equal(before[id(layer)], np.array(layer.moving_mean))
+        assert changed == (layer in kept), layer.gamma.path
+
+
 def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
     model = tiny()
     trainable_before = len(model.trainable_variables)

@@ -182,3 +182,31 @@ def test_pretrained_json_and_bare_weights_load_the_same_model(tiny_bundle):
     wrong_cfg = EasyDict(model_cfg, INNER_CHANNELS=64)
     with pytest.raises(PretrainedError, match="cannot load these weights"):
         TextDetector(weights=str(bare), model_config=wrong_cfg)
+
+
+def test_frozen_weights_give_the_live_maps_and_live_models_see_weight_updates(tiny_bundle):
+    model, folder = tiny_bundle
+    image = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    settings = {"channel_order": "BGR", "short_side": 64, "max_side": 128}
+    frozen = TextDetector(weights=str(folder / "tiny.json"))
+    live = TextDetector(model=model, **settings)
+    assert frozen.settings["short_side"] == 64
+    for return_maps in (False, True):
+        got = frozen.predict_maps([image], return_maps=return_maps)[0]
+        want = live.predict_maps([image], return_maps=return_maps)[0]
+        assert set(got) == set(want)
+        for key in want:   # constant folding reorders float sums; B = sigmoid(50 (P - T)) amplifies that 50x
+            np.testing.assert_allclose(got[key], want[key], atol=5e-3 if key == "binary" else 2e-4)
+    # a model passed in is by default NOT frozen: the training validator relies on seeing new weights
+    live_before = live.predict_maps([image])[0]["probability"]
+    frozen_copy = TextDetector(model=model, freeze_weights=True, **settings)
+    frozen_before = frozen_copy.predict_maps([image])[0]["probability"]   # traced with the weights of now
+    bias = model.head.probability.deconv2.bias
+    original = np.asarray(bias)
+    try:
+        bias.assign(original + 3.0)
+        live_after = live.predict_maps([image])[0]["probability"]
+        assert np.mean(live_after) > np.mean(live_before) + 0.1
+        np.testing.assert_array_equal(frozen_copy.predict_maps([image])[0]["probability"], frozen_before)
+    finally:
+        bias.assign(original)

@@ -79,6 +79,22 @@ def test_head_matches_numpy_branches(batch_norm):
     np.testing.assert_allclose(to_numpy(threshold), expected_threshold, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_inference_form_equals_the_layer_by_layer_training_path(batch_norm):
+    """Inference runs the deconvolutions as low-resolution matrix products; with BN frozen (moving
+    statistics in both modes) the training path, which runs the Keras layers, must give the same map."""
+    rng = np.random.default_rng(1)
+    head = build_head(16, batch_norm=batch_norm, mid_channels=5)
+    randomise_batch_norms(head, rng)
+    for layer in head._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    x = rng.standard_normal((3, 5, 7, 16)).astype(np.float32)
+    inference, _ = head(x, training=False)
+    layer_by_layer, _ = head(x, training=True)
+    np.testing.assert_allclose(to_numpy(inference), to_numpy(layer_by_layer), rtol=1e-5, atol=1e-5)
+
+
 def test_stable_layer_names_for_weight_importers():
     head = build_head(16)
     paths = {v.path for v in head.weights}

@@ -85,15 +85,20 @@ class DBNet(keras.Model):
         return {"logits": logits, "probability": probability, "threshold": threshold,
                 "binary": ops.sigmoid(binary_logits), "binary_logits": binary_logits}
 
-    def freeze_batch_norm(self):
-        """Run every BatchNormalization in inference mode with fixed gamma/beta (Keras 3: trainable=False).
+    def freeze_batch_norm(self, keep_trainable=()):
+        """Run BatchNormalization layers in inference mode with fixed gamma/beta (Keras 3: trainable=False).
 
         For fine-tuning with small batches (a CPU's batch of 8 gives noisy batch statistics) and for
-        imported models whose statistics must stay as trained. Call before compiling.
+        imported models whose statistics must stay as trained. keep_trainable: layer paths such as
+        "head/threshold" whose BN layers stay trainable (a freshly initialised branch on top of pretrained
+        weights needs its batch statistics). Call before compiling. Returns the number of frozen layers.
         """
+        keep = [f"{path.strip('/')}/" for path in keep_trainable]
         frozen = 0
         for layer in self._flatten_layers(include_self=False):
             if isinstance(layer, keras.layers.BatchNormalization):
+                if any(prefix in layer.gamma.path for prefix in keep):
+                    continue
                 layer.trainable = False
                 frozen += 1
         return frozen

@@ -11,11 +11,17 @@ so the maps come out at the input resolution. BN starts at gamma 1, beta 1e-4 (t
 - both outputs are cast to float32 before the sigmoid, so mixed-precision models give float32 maps.
 
 `batch_norm=False` replaces each conv + BN pair by the same conv with a bias and no BN (for weights
-whose BN was folded into the convolutions, e.g. PaddleOCR exports). Sub-layer names are stable
+whose BN was folded into the convolutions, e.g. PaddleOCR exports).
+
+Inference (training falsy) computes the same function in a cheaper form: a 2x2 stride-2 transposed
+convolution maps each input pixel to its own 2x2 output block, so the two of them (with BN2 folded into
+the first) are per-pixel matrix products at the INPUT resolution, and one reshuffle at the end lays
+the 4x4 blocks out. No full-resolution intermediate map is written (`_upsampling_inference`). Sub-layer names are stable
 ("probability/conv", "probability/bn1", "probability/deconv1", "probability/bn2",
 "probability/deconv2", same under "threshold/") because weight importers map weights by these paths.
 """
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 BN_EPSILON = 1e-5
@@ -59,11 +65,36 @@ class DBHeadBranch(layers.Layer):
         x = self.conv(x)
         if self.batch_norm:
             x = self.bn1(x, training=training)
+        if not training:
+            return ops.cast(self._upsampling_inference(ops.relu(x)), "float32")
         x = self.deconv1(ops.relu(x))
         if self.batch_norm:
             x = self.bn2(x, training=training)
         x = self.deconv2(ops.relu(x))
         return ops.cast(x, "float32")
+
+    def _upsampling_inference(self, x):
+        """deconv2(relu(bn2(deconv1(x)))) for (N, h, w, C) -> (N, 4h, 4w, 1), with BN2 in inference mode.
+
+        deconv1 writes x[i, j] @ K1[a, b]^T to output pixel (2i + a, 2j + b): for all four (a, b) at once
+        that is x @ W1 with W1 (C, 4 * mid). deconv2 does the same to each of those pixels with K2, i.e. a
+        block-diagonal (4 * mid, 16) matrix. Output channel (a, b, c, d) then belongs to full-resolution
+        pixel (4i + 2a + c, 4j + 2b + d): two depth-to-space steps (blocks (a, b), then (c, d)) put it there.
+        """
+        dtype = x.dtype
+        kernel1, bias1 = self.deconv1.kernel, self.deconv1.bias      # (2, 2, mid, C), (mid,)
+        if self.batch_norm:   # BN2 scales and shifts deconv1's output channels: fold it into deconv1
+            bn = self.bn2
+            scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
+            kernel1 = kernel1 * scale[None, None, :, None]
+            bias1 = bias1 * scale + bn.beta - bn.moving_mean * scale
+        mid = self.mid_channels
+        w1 = ops.reshape(ops.transpose(kernel1, (3, 0, 1, 2)), (-1, 4 * mid))           # rows C, cols (a, b, o)
+        w2 = ops.reshape(ops.transpose(self.deconv2.kernel[:, :, 0, :], (2, 0, 1)), (mid, 4))  # (o, (c, d))
+        block_diagonal = ops.reshape(ops.eye(4)[:, None, :, None] * w2[None, :, None, :], (4 * mid, 16))
+        y = ops.relu(ops.conv(x, ops.cast(w1[None, None], dtype)) + ops.cast(ops.tile(bias1, [4]), dtype))
+        y = ops.conv(y, ops.cast(block_diagonal[None, None], dtype)) + ops.cast(self.deconv2.bias, dtype)
+        return tf.nn.depth_to_space(tf.nn.depth_to_space(y, 2), 2)
 
     def get_config(self):
         return {**super().get_config(), "mid_channels": self.mid_channels, "batch_norm": self.batch_norm}

@@ -319,8 +319,8 @@ def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_step
 
     with strategy.scope():
         model = build_dbnet(model_kwargs, backbone_weights=backbone_weights)
-        if cfg.TRAIN.get("FREEZE_BN", False):
-            model.freeze_batch_norm()  # before the optimizer sees the trainable variables
+        if cfg.TRAIN.get("FREEZE_BN", False):  # before the optimizer sees the trainable variables
+            model.freeze_batch_norm(keep_trainable=cfg.TRAIN.get("FREEZE_BN_EXCEPT", []))
         model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS),
                       run_eagerly=run_eagerly)
         model.optimizer.build(model.trainable_variables)  # so that a checkpoint restores its state too

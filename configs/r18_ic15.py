@@ -1,0 +1,34 @@
+"""R18-DB from scratch, step 2 of 2: ICDAR 2015 img_1..img_900 after configs/r18_synth.py (issue #8).
+
+    python train.py --config configs/r18_ic15.py --init runs/r18_synth/final.weights.h5 --time-limit 45
+
+Same recipe and crop size as step 1 (see there); the learning-rate schedule starts again at 0.007.
+Validation on img_901..img_1000 every 2 epochs (short side 736, box_thresh 0.6: the official test settings).
+"""
+from pathlib import Path
+
+from db_config import cfg
+
+_IC15 = Path(__file__).resolve().parents[2] / "shared" / "data" / "icdar2015_train"
+
+cfg.MODEL.BACKBONE = "resnet18"
+cfg.MODEL.NECK = "fpn"
+cfg.MODEL.INNER_CHANNELS = 256
+
+cfg.DATA.TRAIN = [{"format": "icdar2015", "images": str(_IC15 / "imgs"), "labels": str(_IC15 / "gts"),
+                   "ratio": 1.0, "select": "0:900"}]
+cfg.DATA.VAL = [{"format": "icdar2015", "images": str(_IC15 / "imgs"), "labels": str(_IC15 / "gts"),
+                 "ratio": 1.0, "select": "900:1000"}]
+cfg.DATA.IMAGE_SIZE = 320
+
+cfg.TRAIN.RUN_DIR = "runs/r18_ic15"
+cfg.TRAIN.EPOCHS = 6                 # 6 x 112 = 672 steps
+cfg.TRAIN.BATCH_SIZE = 8
+cfg.TRAIN.OPTIMIZER = "sgd"
+cfg.TRAIN.LR = 0.007
+cfg.TRAIN.CHECKPOINT_EVERY = 100
+cfg.TRAIN.LOG_EVERY = 10
+cfg.TRAIN.IMAGE_EVERY = 0
+cfg.TRAIN.VAL_EVERY = 2
+
+cfg.POSTPROCESS.SHORT_SIDE = 736
