@@ -1,0 +1,94 @@
+"""Package trained weights as a shipped model: weights/<name>.weights.h5 + weights/<name>.json.
+
+    python -m db_tf.tools.package_weights --from runs/ppocrv4_ic15/best.json --name ppocrv4_ic15 \\
+        --short-side 1152 --thresh 0.3 --box-thresh 0.5 --unclip 1.3 --source "..." --license "..."
+    # the mean of several checkpoints of one run instead of one of them:
+    python -m db_tf.tools.package_weights --from runs/ppocrv4_ic15/final.json --name ppocrv4_ic15 \\
+        --average runs/ppocrv4_ic15/checkpoints/ckpt-00003200 runs/ppocrv4_ic15/checkpoints/ckpt-00003360 ...
+
+--from is a pretrained-schema JSON with its .weights.h5 beside it (train.py writes best.json / final.json): it
+gives the architecture, the preprocessing and, unless --average is given, the weights. --average takes
+checkpoint directories (or .weights.h5 files) of the SAME architecture and writes the element-wise mean of
+every weight (batch-norm statistics included), the usual "checkpoint averaging" of the last few checkpoints
+of a run. Post-processing settings and the test short side should be chosen on a validation split
+(db_tf.tools.sweep_postprocess). The files are written without optimizer state.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def checkpoint_weights_file(path):
+    """A checkpoint directory (holding model.weights.h5) or a .weights.h5 file -> the weights file."""
+    from db_tf.training.checkpoints import WEIGHTS_FILE
+
+    path = Path(path)
+    file = path / WEIGHTS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no weights at {path} (expected a checkpoint directory or a .weights.h5 file)")
+    return file
+
+
+def average_into(model, paths):
+    """Load each checkpoint into `model` in turn and leave the mean of all of them in it."""
+    from db_tf.pretrained import load_weights
+
+    total = None
+    for path in paths:
+        load_weights(model, checkpoint_weights_file(path))
+        values = [np.asarray(v, np.float64) for v in model.weights]
+        total = values if total is None else [t + v for t, v in zip(total, values)]
+    for variable, summed in zip(model.weights, total):
+        variable.assign((summed / len(paths)).astype(variable.dtype))
+    return model
+
+
+def metadata(base, name, args):
+    preprocess = dict(base["preprocess"])
+    if args.short_side:
+        preprocess["short_side"] = args.short_side
+    postprocess = dict(base["postprocess"])
+    for key, value in (("thresh", args.thresh), ("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip)):
+        if value is not None:
+            postprocess[key] = value
+    return {"name": name, "model": base["model"], "preprocess": preprocess, "postprocess": postprocess,
+            "source": args.source or base.get("source", ""), "license": args.license or base.get("license", "")}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="base", required=True, help="pretrained-schema JSON (e.g. runs/X/best.json)")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "weights"))
+    parser.add_argument("--average", nargs="+", help="checkpoint directories / .weights.h5 files to average")
+    parser.add_argument("--short-side", type=int)
+    parser.add_argument("--thresh", type=float)
+    parser.add_argument("--box-thresh", type=float)
+    parser.add_argument("--unclip", type=float)
+    parser.add_argument("--source", help="provenance text for the JSON (default: --from's)")
+    parser.add_argument("--license", help="licence text for the JSON (default: --from's)")
+    args = parser.parse_args(argv)
+
+    from db_tf.pretrained import load_pretrained
+    from db_tf.training.checkpoints import write_weights_without_optimizer
+
+    model, base = load_pretrained(args.base)
+    if args.average:
+        average_into(model, args.average)
+    out_dir = Path(args.out_dir)
+    write_weights_without_optimizer(model, out_dir / f"{args.name}.weights.h5")
+    meta = metadata(base, args.name, args)
+    (out_dir / f"{args.name}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out_dir / (args.name + '.weights.h5')} and {args.name}.json"
+          + (f" (mean of {len(args.average)} checkpoints)" if args.average else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
