@@ -193,13 +193,16 @@ class FoldingConv(layers.Layer):
     def convolve(self, x, kernel, bias, input_affine=None):
         """bias_add(conv(pad(x), kernel), bias); the pad value keeps a folded input affine exact."""
         pad = self.kernel_size // 2
-        if pad:
+        padding = "valid"
+        if pad and input_affine is None and self.strides == 1:
+            padding = "same"   # symmetric zero padding for odd kernels at stride 1: no separate Pad op
+        elif pad:
             value = 0.0 if input_affine is None else ops.cast(padding_value(input_affine), x.dtype)
             x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
         if self.depthwise:
-            y = ops.depthwise_conv(x, kernel, self.strides, padding="valid")
+            y = ops.depthwise_conv(x, kernel, self.strides, padding=padding)
         else:
-            y = ops.conv(x, kernel, self.strides, padding="valid")
+            y = ops.conv(x, kernel, self.strides, padding=padding)
         return tf.nn.bias_add(y, bias)   # a BiasAdd op: what the remapper fuses into the convolution
 
     def call(self, x, input_affine=None):
