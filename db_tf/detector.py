@@ -34,6 +34,15 @@ CONFIG_KEYS = {"POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_th
                "DATA.MEAN": "mean", "DATA.STD": "std", "DATA.CHANNEL_ORDER": "channel_order"}
 
 
+def settings_from_config(cfg):
+    """TextDetector settings from a db_config ``cfg`` (every key of CONFIG_KEYS)."""
+    settings = {}
+    for dotted, name in CONFIG_KEYS.items():
+        section, key = dotted.split(".")
+        settings[name] = cfg[section][key]
+    return settings
+
+
 @dataclass
 class Detections:
     """Detections in one image: polygons (float32 (K, 2), integer-valued x, y; boxes have K = 4, clockwise
@@ -120,11 +129,9 @@ class TextDetector:
         weights = weights or cfg.MODEL.WEIGHTS or cfg.MODEL.NAME or None
         bare = weights is not None and str(weights).endswith(pretrained.WEIGHTS_SUFFIX) \
             and pretrained.metadata_beside(weights) is None
-        settings = {}
-        for dotted, name in CONFIG_KEYS.items():
-            if bare or dotted in explicit_keys:
-                section, key = dotted.split(".")
-                settings[name] = cfg[section][key]
+        from_config = settings_from_config(cfg)
+        settings = {name: from_config[name] for dotted, name in CONFIG_KEYS.items()
+                    if bare or dotted in explicit_keys}
         settings.update({k: v for k, v in kwargs.items() if k in DEFAULTS and v is not None})
         extra = {k: v for k, v in kwargs.items() if k not in DEFAULTS}
         return cls(weights=weights, model_config=cfg.MODEL, **settings, **extra)

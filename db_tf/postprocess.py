@@ -75,20 +75,6 @@ def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_th
     return polygons, np.asarray(scores, dtype=np.float32)
 
 
-def params_from_config(post_cfg):
-    """postprocess() keyword arguments from a cfg.POSTPROCESS section."""
-    polygon = bool(post_cfg.POLYGON)
-    return {
-        "thresh": float(post_cfg.THRESH),
-        "box_thresh": float(post_cfg.BOX_THRESH),
-        "unclip_ratio": float(post_cfg.POLY_UNCLIP_RATIO if polygon else post_cfg.UNCLIP_RATIO),
-        "polygon": polygon,
-        "score_mode": str(post_cfg.SCORE_MODE),
-        "dilate": bool(post_cfg.DILATE),
-        "max_candidates": int(post_cfg.MAX_CANDIDATES),
-    }
-
-
 def find_candidates(prob, thresh, dilate=False, max_candidates=1000):
     """Contours of the binarized map (probability > thresh), at most max_candidates, in OpenCV's order."""
     bitmap = (prob > thresh).view(np.uint8)  # bool -> uint8 without a copy; non-zero = text

@@ -116,6 +116,31 @@ def test_settings_precedence_and_validation():
         TextDetector(model=PixelModel(), score_mode="quick")
 
 
+@pytest.mark.parametrize("polygon", [True, False])
+def test_config_settings_reach_post_processing_with_the_mode_ratio(monkeypatch, polygon):
+    """The training validator builds its detector from the config: each mode must get its own unclip ratio."""
+    from db_tf import postprocess
+    from db_tf.config import load_config
+    from db_tf.detector import settings_from_config
+
+    cfg = load_config()
+    cfg.POSTPROCESS.POLYGON = polygon
+    cfg.POSTPROCESS.UNCLIP_RATIO, cfg.POSTPROCESS.POLY_UNCLIP_RATIO = 1.7, 1.2
+    cfg.POSTPROCESS.BOX_THRESH = 0.45
+    seen = {}
+    real = postprocess.postprocess
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(postprocess, "postprocess", spy)
+    detector = TextDetector(model=PixelModel(), **settings_from_config(cfg))
+    detector.detect(white_rectangle(64, 64, 10, 20, 50, 30))
+    assert seen["unclip_ratio"] == (1.2 if polygon else 1.7)
+    assert seen["polygon"] is polygon and seen["box_thresh"] == 0.45
+
+
 def test_missing_default_weights_say_what_to_pass(tmp_path):
     with pytest.raises(PretrainedError, match="ppocrv4_mobile.*pass weights"):
         default_model(tmp_path)

@@ -10,7 +10,7 @@ import pyclipper
 import pytest
 from shapely.geometry import Polygon
 
-from db_tf.postprocess import clockwise_from_top_left, order_corners, params_from_config, postprocess
+from db_tf.postprocess import clockwise_from_top_left, order_corners, postprocess
 
 
 # ----------------------------------------------------------------------- independent reference
@@ -225,15 +225,6 @@ def test_order_corners_on_hand_made_rectangles():
     np.testing.assert_array_equal(order_corners(diamond)[0], [[0, 5], [5, 0], [10, 5], [5, 10]])
     tilted = np.array([[[2, 4], [0, 0], [-1, 0.5], [1, 4.5]]], np.float32)
     np.testing.assert_array_equal(order_corners(tilted)[0], [[0, 0], [2, 4], [1, 4.5], [-1, 0.5]])
-
-
-def test_params_from_config_picks_the_mode_ratio():
-    from easydict import EasyDict
-    post = EasyDict(THRESH=0.3, BOX_THRESH=0.6, UNCLIP_RATIO=1.5, POLYGON=True, POLY_UNCLIP_RATIO=2.0,
-                    SCORE_MODE="fast", DILATE=False, MAX_CANDIDATES=1000)
-    assert params_from_config(post)["unclip_ratio"] == 2.0
-    post.POLYGON = False
-    assert params_from_config(post)["unclip_ratio"] == 1.5
 
 
 def test_box_threshold_only_filters_scores():

@@ -120,6 +120,8 @@ def test_partial_epoch_is_neither_validated_nor_counted_as_an_epoch_end(tmp_path
             callback.on_train_batch_end(step, {})
         if model.stop_training:
             break
+    # saved at the stopping step itself, before Keras' end-of-epoch work (its validation-loss pass) runs
+    assert [p.name for p in manager.list()] == ["ckpt-00000003"]
     for callback in callbacks:
         callback.on_epoch_end(0, {})
         callback.on_train_end()

@@ -136,3 +136,38 @@ def test_non_finite_steps_are_skipped_and_stop_the_run(tiny, tmp_path, monkeypat
     assert saved.keys() == expected.keys()
     for name, value in expected.items():
         np.testing.assert_array_equal(saved[name], value, err_msg=name)
+
+
+def test_validation_scores_an_unreadable_image_as_missed_and_goes_on(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    from db_tf.training.run import make_evaluator
+
+    fixtures = Path(__file__).parent / "fixtures" / "icdar2015"
+    shutil.copytree(fixtures, tmp_path / "ic15")
+    (tmp_path / "ic15" / "imgs" / "img_2.jpg").write_bytes(b"not a jpeg")
+    cfg = load_config()
+    cfg.DATA.VAL = [{"format": "icdar2015", "images": str(tmp_path / "ic15" / "imgs"),
+                     "labels": str(tmp_path / "ic15" / "gts"), "ratio": 1.0}]
+    evaluate, count = make_evaluator(cfg, {"channel_order": "RGB", "mean": [0.5] * 3, "std": [0.5] * 3})
+    assert count == 2
+
+    def sees_nothing(images, training=False, return_maps=False):
+        return np.zeros(np.shape(images)[:3] + (1,), np.float32)
+
+    result = evaluate(sees_nothing)
+    assert "img_2.jpg" in capsys.readouterr().out
+    assert result["images"] == 2 and result["matched"] == 0 and result["gt_care"] > 0
+
+
+def test_bad_training_settings_are_named_before_anything_runs():
+    from db_tf.training.run import TrainingError, check_config
+
+    cfg = load_config()
+    check_config(cfg)   # the defaults are fine
+    cfg.TRAIN.VAL_EVERY, cfg.TRAIN.KEEP_CHECKPOINTS, cfg.TRAIN.CHECKPOINT_EVERY = 0, 0, -1
+    with pytest.raises(TrainingError) as error:
+        check_config(cfg)
+    for key in ("TRAIN.VAL_EVERY", "TRAIN.KEEP_CHECKPOINTS", "TRAIN.CHECKPOINT_EVERY"):
+        assert key in str(error.value)

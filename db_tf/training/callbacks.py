@@ -168,7 +168,9 @@ class CheckpointSaver(keras.callbacks.Callback):
             self.log(f"checkpoint saved: {path}")
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps > 0 and self.state.step % self.every_steps == 0:
+        # A stop (signal, time or step limit) saves at once: Keras still runs the epoch's validation-loss pass
+        # before on_train_end, which can outlast a preemption grace period.
+        if self.model.stop_training or (self.every_steps > 0 and self.state.step % self.every_steps == 0):
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):

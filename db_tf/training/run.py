@@ -127,15 +127,15 @@ def make_denormalize(preprocess):
 
 def make_evaluator(cfg, preprocess):
     """evaluate(model) -> P/R/hmean on cfg.DATA.VAL with TextDetector and the ICDAR 2015 protocol."""
-    from db_tf import metrics, postprocess
+    from db_tf import metrics
+    from db_tf.data.image_io import ImageReadError, read_image
     from db_tf.data.pipeline import evaluation_samples
-    from db_tf.detector import TextDetector
+    from db_tf.detector import TextDetector, settings_from_config
 
     samples = evaluation_samples(cfg)  # file datasets of DATA.VAL (synthetic ones have no files to detect on)
     if not samples:
         return None, 0
-    settings = dict(postprocess.params_from_config(cfg.POSTPROCESS), short_side=cfg.POSTPROCESS.SHORT_SIDE,
-                    max_side=cfg.POSTPROCESS.MAX_SIDE, **preprocess)
+    settings = {**settings_from_config(cfg), **preprocess}   # the run's preprocessing (e.g. a preset's BGR)
     detectors = {}
 
     def evaluate(model):
@@ -144,8 +144,15 @@ def make_evaluator(cfg, preprocess):
         detector = detectors[id(model)]
         results = []
         for start in range(0, len(samples), 8):
-            chunk = samples[start:start + 8]
-            for sample, found in zip(chunk, detector.detect([s.image_path for s in chunk])):
+            chunk, images = [], []
+            for sample in samples[start:start + 8]:
+                try:
+                    images.append(read_image(sample.image_path))
+                    chunk.append(sample)
+                except ImageReadError as exc:   # scored as found nothing: a bad image must not stop the run
+                    log(f"validation: {exc}; its texts count as missed")
+                    results.append(metrics.evaluate_image(sample.polygons, sample.ignore, []))
+            for sample, found in zip(chunk, detector.detect(images) if images else []):
                 results.append(metrics.evaluate_image(sample.polygons, sample.ignore, found.polygons))
         return metrics.combine(results)
 
@@ -191,6 +198,11 @@ def check_config(cfg):
         problems.append(f"TRAIN.BATCH_SIZE must be >= 1, got {train.BATCH_SIZE}")
     if train.STEPS_PER_EPOCH < 0:
         problems.append(f"TRAIN.STEPS_PER_EPOCH must be >= 0, got {train.STEPS_PER_EPOCH}")
+    for key in ("VAL_EVERY", "KEEP_CHECKPOINTS"):
+        if train[key] < 1:
+            problems.append(f"TRAIN.{key} must be >= 1, got {train[key]}")
+    if train.CHECKPOINT_EVERY < 0:
+        problems.append(f"TRAIN.CHECKPOINT_EVERY must be >= 0 (0 = only at epoch ends), got {train.CHECKPOINT_EVERY}")
     if train.MIXED_PRECISION not in MIXED_PRECISION:
         problems.append(f"TRAIN.MIXED_PRECISION must be one of {MIXED_PRECISION}, got {train.MIXED_PRECISION!r}")
     if cfg.DATA.IMAGE_SIZE % 32:
