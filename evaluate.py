@@ -61,10 +61,13 @@ def build_parser():
 
 # ------------------------------------------------------------------------------------ file pairing
 def gt_key(name, fmt):
-    """Image stem of a GT file name for the format, or None when the name does not fit."""
+    """Image stem of a GT file name for the format, or None when the name does not fit.
+
+    The most specific naming pattern wins: polygon_txt's gt_img_1.txt is img_1's (gt_{stem}.txt), not
+    gt_img_1's ({stem}.txt)."""
     from db_tf.data.readers import GT_NAMES
 
-    for pattern in GT_NAMES[fmt]:
+    for pattern in sorted(GT_NAMES[fmt], key=lambda p: len(p.replace("{stem}", "")), reverse=True):
         regex = re.escape(pattern).replace(re.escape("{stem}"), "(.+)")
         match = re.fullmatch(regex, name)
         if match:
@@ -86,7 +89,7 @@ def gt_files(gt_dir, fmt):
     for path in sorted(folder.iterdir()):
         key = gt_key(path.name, fmt) if path.is_file() else None
         if key is not None:
-            files.setdefault(key, path)  # the format's first naming pattern wins (sorted order)
+            files.setdefault(key, path)  # two files for one image: the first in sorted order wins
     if not files:
         raise FileNotFoundError(f"no {fmt} GT files in {folder}")
     return files

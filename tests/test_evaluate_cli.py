@@ -125,3 +125,12 @@ def test_model_flags_need_images(dataset):
     gt, pred = dataset
     with pytest.raises(SystemExit):
         evaluate.main(["--pred", str(pred), "--gt", str(gt), "--box-thresh", "0.5"])
+
+
+@pytest.mark.parametrize("fmt, name, stem", [("polygon_txt", "gt_img_1.txt", "img_1"),
+                                             ("polygon_txt", "img_1.txt", "img_1"),
+                                             ("icdar2015", "gt_img_1.txt", "img_1"),
+                                             ("icdar2015", "img_1.txt", None),
+                                             ("ctw1500", "0001.xml", "0001")])
+def test_gt_file_names_map_to_image_stems(fmt, name, stem):
+    assert evaluate.gt_key(name, fmt) == stem

@@ -171,3 +171,23 @@ def test_bad_training_settings_are_named_before_anything_runs():
         check_config(cfg)
     for key in ("TRAIN.VAL_EVERY", "TRAIN.KEEP_CHECKPOINTS", "TRAIN.CHECKPOINT_EVERY"):
         assert key in str(error.value)
+
+
+def test_backbone_weights_setting_is_not_applied_to_a_preset_given_with_init(tmp_path, monkeypatch):
+    from db_tf.models.backbones import BACKBONES
+    from db_tf.training.run import train
+
+    tiny_backbone = register_tiny_backbone()
+
+    def preset_backbone(weights=None, name="tiny"):
+        assert weights is None, f"the preset's backbone was given weights={weights!r}"
+        return tiny_backbone(name=name)
+
+    monkeypatch.setitem(BACKBONES, "tiny", preset_backbone)
+    dbnet(**PRESET_MODEL).save_weights(str(tmp_path / "mypreset.weights.h5"))
+    (tmp_path / "mypreset.json").write_text(json.dumps({"name": "mypreset", "model": PRESET_MODEL}))
+    cfg = load_config(overrides=[*TINY_OVERRIDES, "MODEL.BACKBONE_WEIGHTS=imagenet", "TRAIN.EPOCHS=1",
+                                 "TRAIN.STEPS_PER_EPOCH=1", f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
+    lines = []
+    result = train(cfg, init=str(tmp_path / "mypreset.json"), verbose=0, run_eagerly=True, log=lines.append)
+    assert result.completed and not result.failed, "\n".join(lines)

@@ -71,12 +71,17 @@ def config_preprocess(data_cfg):
     return {"channel_order": data_cfg.CHANNEL_ORDER, "mean": list(data_cfg.MEAN), "std": list(data_cfg.STD)}
 
 
+def preset_of(cfg, init):
+    """The shipped preset a fresh run starts from (cfg.MODEL.NAME, or --init NAME / X.json), or ""."""
+    return cfg.MODEL.NAME or (init if init and not str(init).endswith(".weights.h5") else "")
+
+
 def plan_model(cfg, init):
     """Decide architecture, preprocessing and initial weights for a FRESH run.
 
     Returns (model_kwargs, preprocess, init_weights_path or None, description).
     """
-    preset = cfg.MODEL.NAME or (init if init and not str(init).endswith(".weights.h5") else "")
+    preset = preset_of(cfg, init)
     if preset:
         from db_tf import pretrained
 
@@ -263,8 +268,9 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
     log(describe_optimizer(cfg.TRAIN, total_steps)
         + (f"; {cfg.TRAIN.MIXED_PRECISION}" if cfg.TRAIN.MIXED_PRECISION else ""))
 
-    # ImageNet backbone weights only matter for a fresh start from cfg.MODEL (otherwise they get replaced).
-    backbone_weights = (cfg.MODEL.BACKBONE_WEIGHTS or None) if not (resuming or cfg.MODEL.NAME) else None
+    # Backbone weights (e.g. "imagenet") belong to a fresh model built from cfg.MODEL: a preset or a resumed
+    # run brings all its weights (and a preset's backbone may not even have such weights).
+    backbone_weights = (cfg.MODEL.BACKBONE_WEIGHTS or None) if not (resuming or preset_of(cfg, init)) else None
     model = _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly)
     if resuming:
         _resume(model, manager, state, log)
