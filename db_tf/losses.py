@@ -49,16 +49,19 @@ def sum_of_largest(values, k):
     """Sum of the k largest entries of `values` (any shape; k a float scalar tensor, 0 <= k <= size).
 
     Only used on non-negative losses where non-candidates are 0, so the k largest are the k hardest
-    negatives. One sort (static shape, no gradient) finds the k-th largest value v_k; the sum is then
-    sum(values >= v_k) minus the surplus ties (n_ge - k) * v_k. The gradient flows elementwise through
-    the selected entries (1 each), which is cheaper than back-propagating through the sort.
+    negatives. One sort (static shape, no gradient) finds the k-th largest value v_k; entries above v_k
+    count fully and the n_eq entries equal to v_k share the remaining k - n_gt slots, so the gradient is
+    1 per entry above v_k, (k - n_gt) / n_eq per tie, and sums to k like top_k's. (Ties are common: zero
+    padding gives identical logits.) This is cheaper than back-propagating through the sort.
     """
     flat = tf.reshape(values, [-1])
     ranked = tf.sort(tf.stop_gradient(flat), direction="DESCENDING")
     count = tf.cast(k, tf.int32)
     kth = ranked[tf.maximum(count - 1, 0)]
-    selected = flat >= kth
-    total = tf.reduce_sum(tf.where(selected, flat, 0.0)) - (tf.reduce_sum(tf.cast(selected, flat.dtype)) - k) * kth
+    above = tf.cast(tf.stop_gradient(flat) > kth, flat.dtype)
+    tied = tf.cast(tf.stop_gradient(flat) == kth, flat.dtype)
+    tie_share = tf.math.divide_no_nan(k - tf.reduce_sum(above), tf.reduce_sum(tied))
+    total = tf.reduce_sum((above + tie_share * tied) * flat)
     return tf.where(count > 0, total, 0.0)
 
 

@@ -156,7 +156,10 @@ def read_detections(path):
     from pathlib import Path
 
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -166,7 +169,15 @@ def read_detections(path):
         if any(len(p) < 3 or not np.all(np.isfinite(p)) for p in polygons):
             raise ValueError(f"{path}: every polygon needs at least 3 finite points")
         scores = data.get("scores")
-        return polygons, None if scores is None else np.asarray(scores, np.float32)
+        if scores is None:
+            return polygons, None
+        try:
+            scores = np.asarray(scores, np.float32).reshape(-1)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: 'scores' must be a list of numbers ({exc})") from None
+        if len(scores) != len(polygons):
+            raise ValueError(f"{path}: {len(scores)} scores for {len(polygons)} polygons")
+        return polygons, scores
     polygons, scores = [], []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -162,6 +162,13 @@ def test_clip_rule_for_cut_polygons():
     assert kept[1] is inside
 
 
+def test_polygons_without_area_are_dropped_not_a_crash():
+    empty, segment = np.zeros((0, 2)), np.array([[-10.0, 5], [20, 5]])   # segment crosses the border
+    square = np.array([[30.0, 5], [40, 5], [40, 15], [30, 15]])
+    kept, flags = clip_polygons([empty, segment, square], np.array([False, False, True]), 64, 32)
+    assert len(kept) == 1 and kept[0] is square and flags.tolist() == [True]
+
+
 def test_text_past_the_image_border_is_clipped_and_kept():
     image = np.zeros((50, 80, 3), np.uint8)
     msra_like = np.array([[60.0, 10], [100, 10], [100, 30], [60, 30]])   # reaches past x = 80

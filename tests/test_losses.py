@@ -85,6 +85,25 @@ def test_sum_of_largest_handles_ties_and_zero():
     assert float(sum_of_largest(values, tf.constant(6.0))) == pytest.approx(10.0)
 
 
+def test_sum_of_largest_gradient_counts_k_entries_even_with_ties():
+    # [5, 2, 2, 2, 2, 1], k = 2: 5 counts fully, the four tied 2s share the one remaining slot.
+    values = tf.Variable([5.0, 2.0, 2.0, 2.0, 2.0, 1.0])
+    with tf.GradientTape() as tape:
+        total = sum_of_largest(values, tf.constant(2.0))
+    grad = tape.gradient(total, values).numpy()
+    assert float(total) == pytest.approx(7.0)
+    np.testing.assert_allclose(grad, [1.0, 0.25, 0.25, 0.25, 0.25, 0.0])
+
+    # Without ties the gradient is exactly top_k's (1 on the k largest, 0 elsewhere).
+    rng = np.random.default_rng(3)
+    values = tf.Variable(rng.random(50).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        ours = sum_of_largest(values, tf.constant(7.0))
+        reference = tf.reduce_sum(tf.math.top_k(values, 7).values)
+    assert float(ours) == pytest.approx(float(reference), rel=1e-6)
+    np.testing.assert_array_equal(tape.gradient(ours, values).numpy(), tape.gradient(reference, values).numpy())
+
+
 @pytest.mark.parametrize("binary", ["dice", "bce"])
 def test_db_loss_terms_match_numpy(binary):
     labels, outputs = random_batch(7)

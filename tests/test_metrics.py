@@ -196,3 +196,15 @@ def test_read_detections_text_and_json(tmp_path):
     (tmp_path / "f.txt").write_text("1,2,3,nan,3,4,1,4\n")
     with pytest.raises(ValueError, match=r"f.txt:1: non-finite"):
         read_detections(tmp_path / "f.txt")
+
+
+def test_read_detections_bad_files_name_the_file(tmp_path):
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match=r"binary.txt: not a UTF-8 text file"):
+        read_detections(tmp_path / "binary.txt")
+    (tmp_path / "short.json").write_text('{"polygons": [[[0, 0], [4, 0], [4, 4]]], "scores": [0.9, 0.8]}')
+    with pytest.raises(ValueError, match=r"short.json: 2 scores for 1 polygons"):
+        read_detections(tmp_path / "short.json")
+    (tmp_path / "words.json").write_text('{"polygons": [[[0, 0], [4, 0], [4, 4]]], "scores": ["high"]}')
+    with pytest.raises(ValueError, match=r"words.json: 'scores' must be a list of numbers"):
+        read_detections(tmp_path / "words.json")

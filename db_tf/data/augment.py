@@ -176,11 +176,14 @@ def clip_polygons(polygons, ignore, valid_w, valid_h):
     """Keep polygons inside [-0.5, valid_w - 0.5] x [-0.5, valid_h - 0.5] (centre coordinates).
 
     Inside: unchanged. Outside: dropped. Cut: clipped with shapely; each piece keeps the flag.
+    Fewer than 3 points (not an area; the readers never produce it): dropped.
     """
     lo_x, lo_y, hi_x, hi_y = -0.5, -0.5, valid_w - 0.5, valid_h - 0.5
     eps = 1e-6
     kept, flags = [], []
     for p, ignored in zip(polygons, ignore):
+        if len(p) < 3:
+            continue
         xmin, ymin = p.min(axis=0)
         xmax, ymax = p.max(axis=0)
         if xmin >= lo_x - eps and ymin >= lo_y - eps and xmax <= hi_x + eps and ymax <= hi_y + eps:

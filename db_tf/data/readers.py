@@ -47,7 +47,8 @@ Mixing datasets: every Sample carries its dataset's `ratio` (spec["ratio"], defa
 `dataset` name. `sampling_weights(samples)` gives per-sample probabilities so that dataset d is
 drawn with probability ratio_d / sum(ratios), whatever its size. Optional spec keys: "name", and
 "select": "start:stop" slicing the naturally sorted image list (e.g. "0:900" / "900:1000" for the
-ICDAR 2015 train / validation split img_1..img_900 / img_901..img_1000).
+ICDAR 2015 train / validation split img_1..img_900 / img_901..img_1000); for an MMOCR JSON it slices the
+entries in file order, after bad entries were skipped.
 """
 from __future__ import annotations
 
@@ -166,8 +167,8 @@ def _read_text(path) -> str:
 
 def _lines(path):
     """(line number, stripped line) for every non-blank line."""
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):   # not splitlines():
-        line = line.strip()                                                   # \x1c etc. may be text
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):   # not splitlines(): it
+        line = line.strip()                                                   # also splits at \x1c etc.
         if line:
             yield number, line
 
