@@ -361,7 +361,9 @@ def test_freeze_batch_norm_can_keep_a_fresh_branch_trainable(tiny):
     norms = _batch_norms(model)
     kept = [layer for layer in norms if "head/threshold/" in layer.gamma.path]
     assert len(kept) == 2   # bn1 and bn2 of the threshold branch
-    assert model.freeze_batch_norm(keep_trainable=["head/threshold"]) == len(norms) - 2
+    with pytest.raises(ValueError, match=r"no BatchNormalization layer under \['head/treshold'\]"):
+        tiny().freeze_batch_norm(keep_trainable=["head/treshold"])    # a typo must not freeze everything
+    assert model.freeze_batch_norm(keep_trainable=["head/threshold"]) == (len(norms) - 2, 2)
     assert all(layer.trainable == (layer in kept) for layer in norms)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=DBLoss())
     images, labels = text_batch()
@@ -375,7 +377,8 @@ def test_freeze_batch_norm_can_keep_a_fresh_branch_trainable(tiny):
 def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
     model = tiny()
     trainable_before = len(model.trainable_variables)
-    frozen = model.freeze_batch_norm()
+    frozen, kept = model.freeze_batch_norm()
+    assert kept == 0
     norms = _batch_norms(model)
     assert frozen == len(norms) > 0
     assert len(model.trainable_variables) == trainable_before - 2 * frozen  # gamma and beta of each

@@ -159,3 +159,41 @@ def test_a_signal_stops_after_the_step_and_a_second_ctrl_c_interrupts():
     assert model.stop_training and state.stop_reason == "SIGTERM received at step 4"
     with pytest.raises(KeyboardInterrupt):
         stop.request_stop(signal.SIGINT)
+
+
+def test_checkpoint_at_an_epoch_end_records_that_epochs_validation(tmp_path):
+    # CHECKPOINT_EVERY equal to the epoch length: the save must wait for the validation, or the checkpoint
+    # records the previous best and a run resumed from it overwrites best.* with a worse model.
+    hmeans = iter([0.4, 0.2])
+    model = tiny_keras_model()
+    state = RunState(steps_per_epoch=2, global_batch=2)
+    manager = CheckpointManager(tmp_path / "checkpoints", keep=5, log=lambda line: None)
+    callbacks = [StepCounter(state),
+                 Validator(state, lambda m: {"precision": 0.5, "recall": 0.5, "hmean": next(hmeans)},
+                           every_epochs=1, log=lambda line: None),
+                 CheckpointSaver(state, manager, every_steps=2, log=lambda line: None)]
+    for callback in callbacks:
+        callback.set_model(model)
+    for epoch in range(2):
+        for step in range(2):
+            for callback in callbacks:
+                callback.on_train_batch_end(step, {"total_loss": 1.0, "nonfinite": 0.0})
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {"total_loss": 1.0})
+    saved = [CheckpointManager.read_state(p) for p in manager.list()]
+    assert [(s["step"], s["best_hmean"], s["best_step"]) for s in saved] == [(2, 0.4, 2), (4, 0.4, 2)]
+
+
+def test_resume_takes_the_best_from_the_best_checkpoint_when_newer(tmp_path):
+    from db_tf.training.run import _restore_best
+
+    model = tiny_keras_model()
+    manager = CheckpointManager(tmp_path / "checkpoints", log=lambda line: None)
+    manager.save_best(model, {"step": 6, "hmean": 0.7})
+    state = RunState(steps_per_epoch=2, global_batch=2)
+    state.restore({"step": 8, "best_hmean": 0.5, "best_step": 4})   # a checkpoint written before that best
+    _restore_best(manager, state)
+    assert (state.best_hmean, state.best_step) == (0.7, 6)
+    state.restore({"step": 4, "best_hmean": 0.5, "best_step": 4})   # the best is from after this checkpoint
+    _restore_best(manager, state)
+    assert (state.best_hmean, state.best_step) == (0.5, 4)

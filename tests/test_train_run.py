@@ -171,6 +171,20 @@ def test_bad_training_settings_are_named_before_anything_runs():
         check_config(cfg)
     for key in ("TRAIN.VAL_EVERY", "TRAIN.KEEP_CHECKPOINTS", "TRAIN.CHECKPOINT_EVERY"):
         assert key in str(error.value)
+    cfg = load_config(overrides=["TRAIN.OPTIMIZER=sgdm", "TRAIN.FREEZE_BN_EXCEPT=['head/threshold']"])
+    with pytest.raises(TrainingError) as error:
+        check_config(cfg)
+    assert "TRAIN.OPTIMIZER must be one of" in str(error.value) and "FREEZE_BN=True" in str(error.value)
+
+
+def test_a_preset_name_and_a_different_init_model_are_refused():
+    from db_tf.training.run import TrainingError, plan_model
+
+    cfg = load_config(overrides=["MODEL.NAME=ppocrv4_mobile"])
+    with pytest.raises(TrainingError, match="two different starting models"):
+        plan_model(cfg, "ppocrv5_mobile")
+    kwargs, preprocess, weights, _ = plan_model(cfg, "my_run/best.weights.h5")   # replaces the preset's weights
+    assert weights == "my_run/best.weights.h5" and preprocess["channel_order"] == "BGR"
 
 
 def test_backbone_weights_setting_is_not_applied_to_a_preset_given_with_init(tmp_path, monkeypatch):

@@ -91,17 +91,26 @@ class DBNet(keras.Model):
         For fine-tuning with small batches (a CPU's batch of 8 gives noisy batch statistics) and for
         imported models whose statistics must stay as trained. keep_trainable: layer paths such as
         "head/threshold" whose BN layers stay trainable (a freshly initialised branch on top of pretrained
-        weights needs its batch statistics). Call before compiling. Returns the number of frozen layers.
+        weights needs its batch statistics); a path that matches no BN layer is a ValueError (a typo would
+        otherwise freeze everything). Call before compiling. Returns (frozen, kept trainable) layer counts.
         """
         keep = [f"{path.strip('/')}/" for path in keep_trainable]
-        frozen = 0
+        used = set()
+        frozen = kept = 0
         for layer in self._flatten_layers(include_self=False):
             if isinstance(layer, keras.layers.BatchNormalization):
-                if any(prefix in layer.gamma.path for prefix in keep):
+                matches = {prefix for prefix in keep if prefix in layer.gamma.path}
+                if matches:
+                    used |= matches
+                    kept += 1
                     continue
                 layer.trainable = False
                 frozen += 1
-        return frozen
+        unused = [prefix.rstrip("/") for prefix in keep if prefix not in used]
+        if unused:
+            raise ValueError(f"FREEZE_BN_EXCEPT: no BatchNormalization layer under {unused} "
+                             f"(paths look like 'head/threshold' or 'backbone/...')")
+        return frozen, kept
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "backbone": self.backbone_name,

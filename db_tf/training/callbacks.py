@@ -170,7 +170,10 @@ class CheckpointSaver(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         # A stop (signal, time or step limit) saves at once: Keras still runs the epoch's validation-loss pass
         # before on_train_end, which can outlast a preemption grace period.
-        if self.model.stop_training or (self.every_steps > 0 and self.state.step % self.every_steps == 0):
+        # A periodic save at an epoch's last batch waits for on_epoch_end: validation runs in between, and
+        # the checkpoint must record its result (else a resumed run forgets the best and overwrites best.*).
+        periodic = self.every_steps > 0 and self.state.step % self.every_steps == 0 and self.state.step_in_epoch != 0
+        if self.model.stop_training or periodic:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):

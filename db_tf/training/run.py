@@ -35,7 +35,7 @@ from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState,
                                       TensorBoardLogger, Validator)
 from db_tf.training.checkpoints import CheckpointManager, NonFiniteError, export_pretrained
 from db_tf.training.init_weights import format_report, load_matching_weights
-from db_tf.training.optim import build_optimizer, current_lr, describe as describe_optimizer
+from db_tf.training.optim import OPTIMIZERS, build_optimizer, current_lr, describe as describe_optimizer
 
 RUN_FILE = "run.json"
 MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16")
@@ -82,6 +82,9 @@ def plan_model(cfg, init):
     Returns (model_kwargs, preprocess, init_weights_path or None, description).
     """
     preset = preset_of(cfg, init)
+    if cfg.MODEL.NAME and init and not str(init).endswith(".weights.h5") and init != cfg.MODEL.NAME:
+        raise TrainingError(f"MODEL.NAME={cfg.MODEL.NAME!r} and --init {init} name two different starting models; "
+                            f"give one of them (a .weights.h5 with --init replaces the preset's weights)")
     if preset:
         from db_tf import pretrained
 
@@ -210,6 +213,10 @@ def check_config(cfg):
         problems.append(f"TRAIN.CHECKPOINT_EVERY must be >= 0 (0 = only at epoch ends), got {train.CHECKPOINT_EVERY}")
     if train.MIXED_PRECISION not in MIXED_PRECISION:
         problems.append(f"TRAIN.MIXED_PRECISION must be one of {MIXED_PRECISION}, got {train.MIXED_PRECISION!r}")
+    if str(train.OPTIMIZER).lower() not in OPTIMIZERS:
+        problems.append(f"TRAIN.OPTIMIZER must be one of {OPTIMIZERS}, got {train.OPTIMIZER!r}")
+    if train.get("FREEZE_BN_EXCEPT") and not train.get("FREEZE_BN", False):
+        problems.append("TRAIN.FREEZE_BN_EXCEPT only applies with TRAIN.FREEZE_BN=True")
     if cfg.DATA.IMAGE_SIZE % 32:
         problems.append(f"DATA.IMAGE_SIZE must be a multiple of 32, got {cfg.DATA.IMAGE_SIZE}")
     if problems:
@@ -271,7 +278,7 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
     # Backbone weights (e.g. "imagenet") belong to a fresh model built from cfg.MODEL: a preset or a resumed
     # run brings all its weights (and a preset's backbone may not even have such weights).
     backbone_weights = (cfg.MODEL.BACKBONE_WEIGHTS or None) if not (resuming or preset_of(cfg, init)) else None
-    model = _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly)
+    model = _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly, log)
     if resuming:
         _resume(model, manager, state, log)
     else:
@@ -332,13 +339,17 @@ def _jsonable(cfg):
     return json.loads(json.dumps(cfg, default=str))
 
 
-def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly=False):
+def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_steps, run_eagerly=False, log=log):
     from db_tf.losses import build_loss
 
     with strategy.scope():
         model = build_dbnet(model_kwargs, backbone_weights=backbone_weights)
         if cfg.TRAIN.get("FREEZE_BN", False):  # before the optimizer sees the trainable variables
-            model.freeze_batch_norm(keep_trainable=cfg.TRAIN.get("FREEZE_BN_EXCEPT", []))
+            try:
+                frozen, kept = model.freeze_batch_norm(keep_trainable=cfg.TRAIN.get("FREEZE_BN_EXCEPT", []))
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from None
+            log(f"TRAIN.FREEZE_BN: {frozen} BatchNorm layers frozen, {kept} kept trainable")
         model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS),
                       run_eagerly=run_eagerly)
         model.optimizer.build(model.trainable_variables)  # so that a checkpoint restores its state too
@@ -352,12 +363,22 @@ def _resume(model, manager, state, log):
                             f"move them away to start over")
     global_batch = state.global_batch
     state.restore(saved)
+    _restore_best(manager, state)
     if saved.get("global_batch", global_batch) != global_batch:
         log(f"warning: the global batch changed ({saved['global_batch']} -> {global_batch}); the data "
             f"position continues in batches, the schedule in optimizer updates")
     log(f"resumed from {restored_dir}: step {state.step} (epoch {state.epoch}, batch {state.step_in_epoch} "
         f"of {state.steps_per_epoch}), optimizer iterations {int(model.optimizer.iterations.numpy())}, "
         f"lr {current_lr(model.optimizer):.10g}")
+
+
+def _restore_best(manager, state):
+    """The best validation so far, from the best checkpoint when it is newer than the restored state's record
+    (a run stopped between a validation and its next checkpoint), so a resumed run never overwrites best.*
+    with a worse model."""
+    _, best = manager.latest_state("best")
+    if best and int(best["step"]) <= state.step and float(best.get("hmean", -1.0)) > state.best_hmean:
+        state.best_hmean, state.best_step = float(best["hmean"]), int(best["step"])
 
 
 def _start_fresh(model, cfg, run_dir, model_kwargs, preprocess, init_path, chief, log):
