@@ -58,9 +58,11 @@ def detector_from_args(args, cfg):
     explicit = {item.split("=", 1)[0].strip() for item in args.set}
     flags = {"polygon": args.poly, "thresh": args.thresh, "box_thresh": args.box_thresh,
              "short_side": args.short_side}
-    if args.unclip is not None:
-        polygon = args.poly if args.poly is not None else bool(cfg.POSTPROCESS.POLYGON)
-        flags["poly_unclip_ratio" if polygon else "unclip_ratio"] = args.unclip
+    if args.unclip is not None:   # the ratio of the mode that runs (the weights' metadata may choose it)
+        if args.poly is None:
+            flags["unclip_ratio"] = flags["poly_unclip_ratio"] = args.unclip
+        else:
+            flags["poly_unclip_ratio" if args.poly else "unclip_ratio"] = args.unclip
     return TextDetector.from_config(cfg, weights=args.weights, explicit_keys=explicit,
                                     batch_size=getattr(args, "batch_size", 1), **flags)
 

@@ -117,6 +117,10 @@ def test_real_weights_and_settings_precedence(tiny_bundle, image_folder, tmp_pat
     # metadata (BGR, short side 64) beats the config file; --set beats metadata; flags beat everything
     assert (s["channel_order"], s["short_side"], s["thresh"], s["max_side"], s["box_thresh"]) == \
         ("BGR", 64, 0.4, 4000, 0.7)
+    # --unclip without --poly sets the ratio of whichever mode runs (a config file may choose polygon mode)
+    args = inference.build_parser().parse_args(["--imgpath", "x", "--weights", json_path, "--unclip", "1.7"])
+    s = inference.detector_from_args(args, inference.config_from_args(args)).settings
+    assert (s["unclip_ratio"], s["poly_unclip_ratio"]) == (1.7, 1.7)
     bare = inference.build_parser().parse_args(["--imgpath", "x", "--weights", str(folder / "x.weights.h5"),
                                                 "--unclip", "1.8", "--poly"])
     with pytest.raises(Exception, match="weights file not found"):

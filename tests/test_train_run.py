@@ -205,3 +205,14 @@ def test_backbone_weights_setting_is_not_applied_to_a_preset_given_with_init(tmp
     lines = []
     result = train(cfg, init=str(tmp_path / "mypreset.json"), verbose=0, run_eagerly=True, log=lines.append)
     assert result.completed and not result.failed, "\n".join(lines)
+
+
+def test_resuming_under_another_optimizer_setup_is_refused(tmp_path):
+    from db_tf.training.run import TrainingError, _check_resumable, _jsonable
+
+    first = _jsonable(load_config(overrides=["TRAIN.OPTIMIZER=adam", "TRAIN.FREEZE_BN=True"]))
+    _check_resumable(first, load_config(overrides=["TRAIN.OPTIMIZER=adam", "TRAIN.FREEZE_BN=True",
+                                                   "TRAIN.EPOCHS=5"]), tmp_path)   # other keys may change
+    with pytest.raises(TrainingError) as error:
+        _check_resumable(first, load_config(), tmp_path)     # e.g. --resume without the run's --config
+    assert "TRAIN.OPTIMIZER 'adam' -> 'sgd'" in str(error.value) and "TRAIN.FREEZE_BN True -> False" in str(error.value)

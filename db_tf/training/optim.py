@@ -16,7 +16,8 @@ EPOCH. What we do and where we differ:
 * The SGD update follows torch's form, v = mu * v + g; w -= lr * v, rather than Keras' (m = mu * m - lr * g;
   w += m). They agree for a constant lr; with a decaying lr torch applies today's lr to the whole buffer.
 * Gradient clipping (TRAIN.CLIPNORM > 0) clips the global norm of the raw gradients, before the L2 term is
-  added, like torch.nn.utils.clip_grad_norm_ before optimizer.step().
+  added, like torch.nn.utils.clip_grad_norm_ before optimizer.step(). Under tf.distribute Keras clips each
+  replica's gradient before the replicas are summed, so the summed update may reach R x CLIPNORM.
 """
 import keras
 from keras import ops

@@ -4,7 +4,8 @@
 
 1. the distribution strategy is created first (MultiWorkerMirroredStrategy must exist before any TF op);
 2. the run directory is read: a usable checkpoint there means RESUME (weights, optimizer state, step, epoch
-   and data position), otherwise a fresh start; RUN_DIR/run.json fixes a run's architecture and
+   and data position; checkpoints that all fail to load are an error, never a silent fresh start), otherwise a
+   fresh start; RUN_DIR/run.json fixes a run's architecture and
    preprocessing at its first start, so a resumed run rebuilds the same model whatever the current config;
 3. the model: cfg.MODEL.NAME (a shipped preset) or `--init X.json` / `--init NAME` builds the preset's
    architecture and starts from its weights, and the preset's preprocessing (channel order, mean, std)
@@ -327,12 +328,28 @@ def _decide_model(cfg, run_dir, resuming, init, log):
     cfg.DATA.CHANNEL_ORDER, cfg.DATA.MEAN, cfg.DATA.STD = (preprocess["channel_order"], list(preprocess["mean"]),
                                                             list(preprocess["std"]))
     if run_file:
+        _check_resumable(run_file.get("config", {}), cfg, run_dir)
         changed = _config_differences(run_file.get("config", {}), _jsonable(cfg))
         if changed:
             log("config changed since the run's first start: " + "; ".join(changed[:12])
                 + (" ..." if len(changed) > 12 else ""))
     log(f"run directory {run_dir}; model {origin}: {model_kwargs}")
     return model_kwargs, preprocess, init_path
+
+
+# Settings that decide which variables the optimizer holds: a checkpoint cannot be resumed under others.
+RESUME_KEYS = ("OPTIMIZER", "FREEZE_BN", "FREEZE_BN_EXCEPT", "MIXED_PRECISION")
+
+
+def _check_resumable(first_config, cfg, run_dir):
+    first = first_config.get("TRAIN", {})
+    now = _jsonable(cfg)["TRAIN"]
+    differ = [f"TRAIN.{key} {first[key]!r} -> {now.get(key)!r}" for key in RESUME_KEYS
+              if key in first and first[key] != now.get(key)]
+    if differ:
+        raise TrainingError(f"cannot resume {run_dir} with this config: {'; '.join(differ)} since the run's first "
+                            f"start (its checkpoints hold another optimizer state). Pass the run's own --config, "
+                            f"or set a new TRAIN.RUN_DIR to start a new run")
 
 
 def _jsonable(cfg):
