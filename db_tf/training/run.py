@@ -381,6 +381,11 @@ def _resume(model, manager, state, log):
     global_batch = state.global_batch
     state.restore(saved)
     _restore_best(manager, state)
+    if saved.get("steps_per_epoch", state.steps_per_epoch) != state.steps_per_epoch:
+        log(f"warning: steps per epoch changed ({saved['steps_per_epoch']} -> {state.steps_per_epoch}: more or "
+            f"fewer training images, or another TRAIN.STEPS_PER_EPOCH / replica count); the epoch count, data "
+            f"order and learning-rate schedule continue on the new length, so this run is no longer an exact "
+            f"continuation")
     if saved.get("global_batch", global_batch) != global_batch:
         log(f"warning: the global batch changed ({saved['global_batch']} -> {global_batch}); the data "
             f"position continues in batches, the schedule in optimizer updates")
