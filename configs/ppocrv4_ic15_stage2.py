@@ -4,7 +4,10 @@
 
 Stage 1 (configs/ppocrv4_ic15.py, Adam 1e-3) reached its best validation hmean at step 1232 and then became
 noisy (0.648 -> 0.557 -> 0.539 at short side 736): the step was too large for the model's current state.
-weights/ppocrv4_ic15 is that step-1232 checkpoint. This stage starts from it with:
+This stage starts from MODEL.NAME = "ppocrv4_ic15", which was that step-1232 checkpoint when it ran; the shipped
+ppocrv4_ic15 is now this stage's result, so to reproduce it first package stage 1's step-1232 checkpoint under that
+name (python -m db_tf.tools.package_weights --from runs/ppocrv4_ic15/final.json --name ppocrv4_ic15 --average
+runs/ppocrv4_ic15/checkpoints/ckpt-00001232). Changes from stage 1:
   * a 3x lower learning rate (3e-4, 50 warm-up steps, poly 0.9 to zero over the stage) to settle in a minimum;
   * TRAIN.FREEZE_BN_EXCEPT = ["head/threshold"]: the freshly initialised threshold branch's BatchNorm learns,
     the imported BatchNorms stay frozen (stage 1 froze all of them, which kept thresh_loss high);
