@@ -197,3 +197,17 @@ def test_resume_takes_the_best_from_the_best_checkpoint_when_newer(tmp_path):
     state.restore({"step": 4, "best_hmean": 0.5, "best_step": 4})   # the best is from after this checkpoint
     _restore_best(manager, state)
     assert (state.best_hmean, state.best_step) == (0.5, 4)
+
+
+def test_resume_warns_when_the_epoch_length_changed(tmp_path):
+    from db_tf.training.run import _resume
+
+    model = tiny_keras_model()
+    manager = CheckpointManager(tmp_path / "checkpoints", log=lambda line: None)
+    manager.save(model, {"step": 4, "steps_per_epoch": 2, "global_batch": 2, "optimizer_iterations": 0})
+    lines = []
+    _resume(model, manager, RunState(steps_per_epoch=3, global_batch=2), lines.append)   # e.g. images were added
+    assert any("steps per epoch changed (2 -> 3" in line for line in lines)
+    lines.clear()
+    _resume(model, manager, RunState(steps_per_epoch=2, global_batch=2), lines.append)
+    assert not any("changed" in line for line in lines) and "step 4" in lines[-1]
