@@ -143,6 +143,12 @@ def _split(outputs):
             for prob, (oh, ow), (rh, rw) in zip(probability, original, resized)]
 
 
+def _check_settings(settings):
+    unknown = set(settings) - set(POSTPROCESS_KEYS)
+    if unknown:
+        raise TypeError(f"unknown post-processing settings {sorted(unknown)}; known: {POSTPROCESS_KEYS}")
+
+
 def detections(maps, **settings):
     """Detections in original-image coordinates from one ServedMaps (settings as TextDetector's)."""
     params = {key: settings.get(key, DEFAULTS[key]) for key in POSTPROCESS_KEYS}
@@ -167,9 +173,7 @@ class ServingClient:
                  **settings):
         if protocol not in ("rest", "grpc"):
             raise ValueError(f"protocol must be 'rest' or 'grpc', got {protocol!r}")
-        unknown = set(settings) - set(POSTPROCESS_KEYS)
-        if unknown:
-            raise TypeError(f"unknown post-processing settings {sorted(unknown)}; known: {POSTPROCESS_KEYS}")
+        _check_settings(settings)
         self.host, self.model, self.version = host, model, version
         self.protocol, self.timeout, self.settings = protocol, float(timeout), settings
         self._stub = None
@@ -189,6 +193,7 @@ class ServingClient:
 
     def detect(self, images, **overrides):
         """One Detections per image; ``overrides`` change post-processing settings for this call."""
+        _check_settings(overrides)   # before the request: a misspelt setting must not be ignored
         settings = {**self.settings, **overrides}
         return [detections(maps, **settings) for maps in self.predict(images)]
 

@@ -98,6 +98,8 @@ def test_client_rejects_bad_settings_and_reports_a_missing_grpc_package(monkeypa
         ServingClient(protocol="http2")
     with pytest.raises(TypeError, match="unknown post-processing settings"):
         ServingClient(threshold=0.3)
+    with pytest.raises(TypeError, match="unknown post-processing settings"):
+        ServingClient().detect([b"\x89PNG"], boxthresh=0.5)   # refused before any request is sent
     monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
     with pytest.raises(ImportError, match="pip install --no-deps tensorflow-serving-api"):
