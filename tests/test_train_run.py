@@ -211,8 +211,8 @@ def test_resuming_under_another_optimizer_setup_is_refused(tmp_path):
     from db_tf.training.run import TrainingError, _check_resumable, _jsonable
 
     first = _jsonable(load_config(overrides=["TRAIN.OPTIMIZER=adam", "TRAIN.FREEZE_BN=True"]))
-    _check_resumable(first, load_config(overrides=["TRAIN.OPTIMIZER=adam", "TRAIN.FREEZE_BN=True",
-                                                   "TRAIN.EPOCHS=5"]), tmp_path)   # other keys may change
+    _check_resumable(first, _jsonable(load_config(overrides=["TRAIN.OPTIMIZER=adam", "TRAIN.FREEZE_BN=True",
+                                                             "TRAIN.EPOCHS=5"])), tmp_path)   # other keys may change
     with pytest.raises(TrainingError) as error:
-        _check_resumable(first, load_config(), tmp_path)     # e.g. --resume without the run's --config
+        _check_resumable(first, _jsonable(load_config()), tmp_path)     # e.g. --resume without the run's --config
     assert "TRAIN.OPTIMIZER 'adam' -> 'sgd'" in str(error.value) and "TRAIN.FREEZE_BN True -> False" in str(error.value)

@@ -328,8 +328,9 @@ def _decide_model(cfg, run_dir, resuming, init, log):
     cfg.DATA.CHANNEL_ORDER, cfg.DATA.MEAN, cfg.DATA.STD = (preprocess["channel_order"], list(preprocess["mean"]),
                                                             list(preprocess["std"]))
     if run_file:
-        _check_resumable(run_file.get("config", {}), cfg, run_dir)
-        changed = _config_differences(run_file.get("config", {}), _jsonable(cfg))
+        first, now = run_file.get("config", {}), _jsonable(cfg)
+        _check_resumable(first, now, run_dir)
+        changed = _config_differences(first, now)
         if changed:
             log("config changed since the run's first start: " + "; ".join(changed[:12])
                 + (" ..." if len(changed) > 12 else ""))
@@ -341,9 +342,9 @@ def _decide_model(cfg, run_dir, resuming, init, log):
 RESUME_KEYS = ("OPTIMIZER", "FREEZE_BN", "FREEZE_BN_EXCEPT", "MIXED_PRECISION")
 
 
-def _check_resumable(first_config, cfg, run_dir):
-    first = first_config.get("TRAIN", {})
-    now = _jsonable(cfg)["TRAIN"]
+def _check_resumable(first_config, config, run_dir):
+    """Both configs as JSON-able dicts (run.json's and the current one)."""
+    first, now = first_config.get("TRAIN", {}), config.get("TRAIN", {})
     differ = [f"TRAIN.{key} {first[key]!r} -> {now.get(key)!r}" for key in RESUME_KEYS
               if key in first and first[key] != now.get(key)]
     if differ:
