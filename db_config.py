@@ -41,6 +41,7 @@ cfg.DATA.AUG.FLIP = True            # horizontal flip, p = 0.5
 cfg.DATA.AUG.ROTATE = 10.0          # max degrees; 0 disables
 cfg.DATA.AUG.SCALE = [0.5, 3.0]     # random scale range; [] disables
 cfg.DATA.AUG.CROP = True            # EAST-style text-avoiding random crop
+cfg.DATA.AUG.CROP_MODE = "resize"   # resize: crop then fit to IMAGE_SIZE (official) | window: no resize
 cfg.DATA.AUG.MIN_CROP_SIDE_RATIO = 0.1
 cfg.DATA.AUG.CROP_TRIES = 10
 cfg.DATA.AUG.COLOR_JITTER = 32.0 / 255.0   # brightness delta; 0 disables

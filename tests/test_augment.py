@@ -152,6 +152,61 @@ def test_crop_region_rule():
     assert random_crop_region(texts, [True, True], 200, 150, 0.1, 10, rng) == (0, 0, 200, 150)
 
 
+# ----------------------------------------------------------------------------- window crop
+WINDOW = edict(FLIP=True, ROTATE=10.0, SCALE=[1.0, 2.5], CROP=True, CROP_MODE="window")
+
+
+def test_window_is_not_resized_so_scale_is_the_zoom():
+    image, polygon = scene()
+    out, polygons, ignore, info = augment(image, [polygon], [False], only(SCALE=[2.0, 2.0], CROP=True,
+                                          CROP_MODE="window"), 96, np.random.default_rng(1), return_info=True)
+    assert np.sqrt(abs(np.linalg.det(info["matrix"][:2, :2]))) == pytest.approx(2.0)
+    assert info["valid_size"] == (96, 96) and info["crop"][2:] == (96, 96)
+    x0, y0 = info["crop"][:2]                           # the output is the 2x image's window, pixel for pixel
+    big = cv2.resize(image, (400, 240), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(out.astype(int) - big[y0:y0 + 96, x0:x0 + 96]).mean() < 2.0
+    centre = (polygon.mean(axis=0) + 0.5) * 2.0         # the text's centre, canvas corner coordinates
+    assert x0 <= centre[0] < x0 + 96 and y0 <= centre[1] < y0 + 96
+    assert len(polygons) == 1 and ignore[0]             # a 220 px wide text never fits: cut, so ignored
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_window_keeps_whole_care_texts_and_ignores_cut_ones(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 150, 240
+    image = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)
+    polygons, ignore = random_texts(rng, int(rng.integers(1, 12)), h, w)
+    out, kept, kept_ignore, info = augment(image, polygons, ignore, WINDOW, 96, rng, return_info=True)
+    assert out.shape == (96, 96, 3)
+    moved = [p @ info["matrix"][:2, :2].T + info["matrix"][:2, 2] for p in polygons]
+    for q, flag in zip(kept, kept_ignore):
+        if not flag:                                    # a care text in the output is a whole input care text
+            assert any(not ignored and q.shape == p.shape and
+                       (np.allclose(q, p, atol=1e-3) or np.allclose(q, p[::-1], atol=1e-3))
+                       for p, ignored in zip(moved, ignore))
+    x0, y0, cw, ch = info["crop"]                       # the window holds some care text's centre
+    geometry_centres = [(p.mean(axis=0) @ info["matrix"][:2, :2].T + info["matrix"][:2, 2])
+                        for p, ignored in zip(polygons, ignore) if not ignored]
+    if geometry_centres:
+        assert any(-1 <= c[0] <= cw and -1 <= c[1] <= ch for c in geometry_centres)
+
+
+def test_window_prefers_positions_that_cut_no_care_text():
+    texts = [np.array([[40.0, 40], [70, 40], [70, 50], [40, 50]]),
+             np.array([[150.0, 100], [180, 100], [180, 110], [150, 110]])]
+    image = np.zeros((150, 240, 3), np.uint8)
+    for seed in range(40):
+        _, kept, flags = augment(image, texts, [False, False], only(CROP=True, CROP_MODE="window"), 64,
+                                 np.random.default_rng(seed))
+        assert len(kept) >= 1 and not flags.any()       # a clean window always exists here
+
+
+def test_unknown_crop_mode_is_an_error():
+    with pytest.raises(ValueError, match="CROP_MODE"):
+        augment(np.zeros((8, 8, 3), np.uint8), [], [], only(CROP=True, CROP_MODE="zoom"), 8,
+                np.random.default_rng(0))
+
+
 def test_clip_rule_for_cut_polygons():
     across = np.array([[-10.0, 5], [20, 5], [20, 15], [-10, 15]])      # cut by the left border
     inside = np.array([[30.0, 5], [40, 5], [40, 15], [30, 15]])

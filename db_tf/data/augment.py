@@ -7,8 +7,9 @@ colour. Each step is switched by cfg.DATA.AUG (a missing key means "off"; aug_cf
 resize+pad only, e.g. for validation):
 
   FLIP (bool, p = 0.5), ROTATE (max degrees, 0 = off), SCALE ([lo, hi], [] = off),
-  CROP (bool), MIN_CROP_SIDE_RATIO (0.1), CROP_TRIES (10), COLOR_JITTER (max brightness delta as
-  a fraction of 255, 0 = off), SATURATION (factor range 1 +- this, 0 = off).
+  CROP (bool), CROP_MODE ("resize" = the official EAST crop + keep-ratio resize, or "window"),
+  MIN_CROP_SIDE_RATIO (0.1), CROP_TRIES (10), COLOR_JITTER (max brightness delta as a fraction of
+  255, 0 = off), SATURATION (factor range 1 +- this, 0 = off).
 
 Design and stated rules:
 
@@ -26,6 +27,12 @@ Design and stated rules:
   one care text lies in it; after CROP_TRIES failures the whole canvas is used. Since crop edges
   lie in free columns/rows, a care text is never cut by the crop. (Official differences: its
   region splitter drops the last free run and it may draw both ends from the same run.)
+* Window crop (CROP_MODE = "window", not in the official code): an S_w x S_h window of the scaled
+  canvas, NOT resized, so SCALE alone sets the zoom the model sees (with the "resize" crop the
+  keep-ratio resize undoes most of SCALE: the zoom is S / crop side). Use it to train at the zoom
+  of the test-time short side. The window holds the centre of a random care text; among such
+  positions, ones whose edges fall in free columns / rows (no care text cut) are preferred. A care
+  text the window still cuts becomes "ignore" (its visible part is neither text nor background).
 * Keep-ratio resize + pad: the crop is scaled by min(S_w / crop_w, S_h / crop_h) into the top-left
   corner of a zero (black) S_h x S_w image.
 * Polygons after the crop: a polygon entirely inside the valid (unpadded) output area is kept
@@ -46,7 +53,8 @@ import cv2
 import numpy as np
 import shapely
 
-_OFF = {"FLIP": False, "ROTATE": 0.0, "SCALE": (), "CROP": False, "MIN_CROP_SIDE_RATIO": 0.1,
+CROP_MODES = ("resize", "window")
+_OFF = {"FLIP": False, "ROTATE": 0.0, "SCALE": (), "CROP": False, "CROP_MODE": "resize", "MIN_CROP_SIDE_RATIO": 0.1,
         "CROP_TRIES": 10, "COLOR_JITTER": 0.0, "SATURATION": 0.0}
 
 
@@ -140,12 +148,8 @@ def random_crop_region(polygons_corner, ignore, canvas_w, canvas_h, min_side_rat
     care = [p for p, ignored in zip(polygons_corner, ignore) if not ignored and len(p)]
     if not care:
         return whole
-    occupied_x = np.zeros(canvas_w, bool)
-    occupied_y = np.zeros(canvas_h, bool)
-    for p in care:
-        occupied_x[_cover(p[:, 0], canvas_w)] = True
-        occupied_y[_cover(p[:, 1], canvas_h)] = True
-    free_x, free_y = np.flatnonzero(~occupied_x), np.flatnonzero(~occupied_y)
+    free_x = np.flatnonzero(~_occupied(care, canvas_w, 0))
+    free_y = np.flatnonzero(~_occupied(care, canvas_h, 1))
     if free_x.size == 0 or free_y.size == 0:
         return whole
     runs_x, runs_y = _free_runs(free_x), _free_runs(free_y)
@@ -158,6 +162,42 @@ def random_crop_region(polygons_corner, ignore, canvas_w, canvas_h, min_side_rat
         if any(_overlaps(p, xa, ya, xb + 1, yb + 1) for p in care):
             return xa, ya, crop_w, crop_h
     return whole
+
+
+def _occupied(care, size, axis) -> np.ndarray:
+    """Columns (axis 0) or rows (axis 1) of a canvas side covered by a care text's bounding box."""
+    occupied = np.zeros(size, bool)
+    for p in care:
+        occupied[_cover(p[:, axis], size)] = True
+    return occupied
+
+
+def _window_start(occupied, window, centre, rng) -> int:
+    """Start of a `window`-long span of the side that holds `centre`; edges on free pixels preferred."""
+    size = occupied.size
+    if window >= size:
+        return 0
+    lo = min(max(0, math.floor(centre) - window + 1), size - window)
+    hi = max(min(size - window, math.floor(centre)), lo)
+    starts = np.arange(lo, hi + 1)
+    clean = starts[~occupied[starts] & ~occupied[starts + window - 1]]
+    return int(rng.choice(clean if clean.size else starts))
+
+
+def random_window(polygons_corner, ignore, canvas_w, canvas_h, window_w, window_h, rng):
+    """A window (x0, y0, w, h) of at most window_w x window_h canvas pixels, no resize (see module doc).
+
+    It holds the centre of a random care text (anywhere when there is none); polygons in corner
+    coordinates.
+    """
+    w, h = min(window_w, canvas_w), min(window_h, canvas_h)
+    care = [p for p, ignored in zip(polygons_corner, ignore) if not ignored and len(p)]
+    if not care:
+        return int(rng.integers(0, canvas_w - w + 1)), int(rng.integers(0, canvas_h - h + 1)), w, h
+    cx, cy = care[int(rng.integers(len(care)))].mean(axis=0)
+    x0 = _window_start(_occupied(care, canvas_w, 0), w, cx, rng)
+    y0 = _window_start(_occupied(care, canvas_h, 1), h, cy, rng)
+    return x0, y0, w, h
 
 
 def _cover(values, size) -> slice:
@@ -196,6 +236,14 @@ def clip_polygons(polygons, ignore, valid_w, valid_h):
             kept.append(piece)
             flags.append(bool(ignored))
     return kept, np.asarray(flags, bool)
+
+
+def _is_cut(p, valid_w, valid_h, eps=1e-6) -> bool:
+    """Does the border of the valid area [-0.5, valid - 0.5] (centre coordinates) cut this polygon?"""
+    (xmin, ymin), (xmax, ymax) = p.min(axis=0), p.max(axis=0)
+    inside = xmin >= -0.5 - eps and ymin >= -0.5 - eps and xmax <= valid_w - 0.5 + eps and ymax <= valid_h - 0.5 + eps
+    outside = xmax <= -0.5 or ymax <= -0.5 or xmin >= valid_w - 0.5 or ymin >= valid_h - 0.5
+    return not (inside or outside)
 
 
 def _clip_to_box(polygon, lo_x, lo_y, hi_x, hi_y) -> list[np.ndarray]:
@@ -253,15 +301,23 @@ def augment(image, polygons, ignore, aug_cfg, size, rng: np.random.Generator, re
     if len(ignore) != len(polygons):
         raise ValueError(f"{len(polygons)} polygons but {len(ignore)} ignore flags")
 
+    crop_mode = _setting(aug_cfg, "CROP_MODE")
+    if crop_mode not in CROP_MODES:
+        raise ValueError(f"DATA.AUG.CROP_MODE must be one of {CROP_MODES}, got {crop_mode!r}")
+    window = bool(_setting(aug_cfg, "CROP")) and crop_mode == "window"
+
     geometry, canvas_w, canvas_h = random_geometry(w, h, aug_cfg, rng)
     crop = (0, 0, canvas_w, canvas_h)
     if _setting(aug_cfg, "CROP"):
         moved = transform_polygons([p + 0.5 for p in polygons], geometry)   # corner coordinates
-        crop = random_crop_region(moved, ignore, canvas_w, canvas_h,
-                                  float(_setting(aug_cfg, "MIN_CROP_SIDE_RATIO")),
-                                  int(_setting(aug_cfg, "CROP_TRIES")), rng)
+        if window:
+            crop = random_window(moved, ignore, canvas_w, canvas_h, out_w, out_h, rng)
+        else:
+            crop = random_crop_region(moved, ignore, canvas_w, canvas_h,
+                                      float(_setting(aug_cfg, "MIN_CROP_SIDE_RATIO")),
+                                      int(_setting(aug_cfg, "CROP_TRIES")), rng)
     x0, y0, crop_w, crop_h = crop
-    k = min(out_w / crop_w, out_h / crop_h)
+    k = 1.0 if window else min(out_w / crop_w, out_h / crop_h)
     total = _scale(k, k) @ _translate(-x0, -y0) @ geometry
     valid_w, valid_h = min(out_w, max(1, round(crop_w * k))), min(out_h, max(1, round(crop_h * k)))
 
@@ -275,6 +331,8 @@ def augment(image, polygons, ignore, aug_cfg, size, rng: np.random.Generator, re
     moved = transform_polygons(polygons, matrix)
     if np.linalg.det(matrix[:2, :2]) < 0:               # a flip mirrors: keep the vertex orientation
         moved = [p[::-1] for p in moved]
+    if window:
+        ignore = ignore | np.array([_is_cut(p, valid_w, valid_h) for p in moved], bool)
     moved, ignore = clip_polygons(moved, ignore, valid_w, valid_h)
     result = (out, [p.astype(np.float32) for p in moved], ignore)
     if return_info:
