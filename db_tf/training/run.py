@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from db_tf.data.augment import CROP_MODES
 from db_tf.data.pipeline import build_dataset, steps_per_epoch as pipeline_steps_per_epoch
 from db_tf.training import strategy as dist
 from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState, StepCounter, StopControl,
@@ -218,6 +219,9 @@ def check_config(cfg):
         problems.append(f"TRAIN.OPTIMIZER must be one of {OPTIMIZERS}, got {train.OPTIMIZER!r}")
     if train.get("FREEZE_BN_EXCEPT") and not train.get("FREEZE_BN", False):
         problems.append("TRAIN.FREEZE_BN_EXCEPT only applies with TRAIN.FREEZE_BN=True")
+    crop_mode = cfg.DATA.get("AUG", {}).get("CROP_MODE", "resize")
+    if crop_mode not in CROP_MODES:   # else every sample would fail in augment and be skipped
+        problems.append(f"DATA.AUG.CROP_MODE must be one of {CROP_MODES}, got {crop_mode!r}")
     if cfg.DATA.IMAGE_SIZE % 32:
         problems.append(f"DATA.IMAGE_SIZE must be a multiple of 32, got {cfg.DATA.IMAGE_SIZE}")
     if problems:
