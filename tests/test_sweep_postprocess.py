@@ -15,9 +15,11 @@ class FixedDetector:
 
     def __init__(self, polygons, scores):
         self.polygons, self.scores, self.asked = polygons, np.asarray(scores, np.float32), []
+        self.settings = []
 
-    def postprocess(self, maps, image_size, thresh, unclip_ratio, box_thresh):
+    def postprocess(self, maps, image_size, thresh, unclip_ratio, box_thresh, **settings):
         self.asked.append(box_thresh)
+        self.settings.append(settings)
         return Detections(list(self.polygons), self.scores, tuple(image_size))
 
 
@@ -33,3 +35,10 @@ def test_box_threshold_filtering_matches_hand_counts():
     for box_thresh, (precision, recall) in expected.items():
         assert np.isclose(results[box_thresh]["precision"], precision)
         assert np.isclose(results[box_thresh]["recall"], recall)
+
+
+def test_other_settings_reach_the_post_processing():
+    gt = ([square(0, 0)], np.array([False]))
+    detector = FixedDetector([square(0, 0)], [0.9])
+    score_setting(detector, [None, None], [gt, gt], [(50, 50)] * 2, 0.3, 1.5, [0.5], score_mode="slow", dilate=True)
+    assert detector.settings == [{"score_mode": "slow", "dilate": True}] * 2

@@ -1,7 +1,8 @@
 """Choose post-processing settings on a validation set: short side x unclip ratio x box threshold.
 
     python -m db_tf.tools.sweep_postprocess --weights runs/ppocrv4_ic15/best.json \\
-        --images VAL_IMAGES/ --gt VAL_GTS/ [--short-sides 736 896 1024] [--unclips 1.5 1.8 2.0]
+        --images VAL_IMAGES/ --gt VAL_GTS/ [--short-sides 736 896 1024] [--unclips 1.5 1.8 2.0] \\
+        [--score-modes fast slow] [--dilations 0 1]
 
 For each short side the network runs ONCE per image (the probability maps are kept in memory); each
 (thresh, unclip ratio) pair is then post-processed at the lowest box threshold, and each box threshold keeps
@@ -10,6 +11,7 @@ Scores are the ICDAR 2015 protocol of db_tf.metrics. Prints one line per setting
 Use it on a VALIDATION split only: settings picked on a test set make its numbers meaningless.
 """
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -19,12 +21,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def score_setting(detector, maps, gts, sizes, thresh, unclip, box_threshs):
-    """[(box_thresh, totals)] for one (thresh, unclip ratio) over precomputed maps."""
+def score_setting(detector, maps, gts, sizes, thresh, unclip, box_threshs, **settings):
+    """[(box_thresh, totals)] for one (thresh, unclip ratio, other settings) over precomputed maps."""
     from db_tf import metrics
 
     lowest = min(box_threshs)
-    found = [detector.postprocess(m, size, thresh=thresh, unclip_ratio=unclip, box_thresh=lowest)
+    found = [detector.postprocess(m, size, thresh=thresh, unclip_ratio=unclip, box_thresh=lowest, **settings)
              for m, size in zip(maps, sizes)]
     out = []
     for box_thresh in box_threshs:
@@ -46,6 +48,10 @@ def main(argv=None):
     parser.add_argument("--threshs", type=float, nargs="+", default=[0.3])
     parser.add_argument("--unclips", type=float, nargs="+", default=[1.5])
     parser.add_argument("--box-threshs", type=float, nargs="+", default=[0.4, 0.5, 0.55, 0.6, 0.65, 0.7])
+    parser.add_argument("--score-modes", nargs="+", choices=["fast", "slow"], default=None,
+                        help="box score: mean over the box (fast) or the contour (slow); default: the model's")
+    parser.add_argument("--dilations", type=int, nargs="+", choices=[0, 1], default=None,
+                        help="dilate the binary map with a 2x2 kernel (1) or not (0); default: the model's")
     args = parser.parse_args(argv)
 
     from db_tf.data.image_io import read_image
@@ -69,17 +75,21 @@ def main(argv=None):
         maps = [detector.predict_maps([image])[0] for image in images]
         print(f"short side {short_side}: {len(images)} images, "
               f"{(time.perf_counter() - start) * 1000 / len(images):.0f} ms per image", flush=True)
-        for thresh in args.threshs:
-            for unclip in args.unclips:
-                for box_thresh, totals in score_setting(detector, maps, gts, sizes, thresh, unclip,
-                                                        args.box_threshs):
-                    print(f"  short {short_side} thresh {thresh:.2f} unclip {unclip:.2f} box {box_thresh:.2f}: "
-                          f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {totals['hmean']:.4f}",
-                          flush=True)
-                    if totals["hmean"] > best[0]:
-                        best = (totals["hmean"], (short_side, thresh, unclip, box_thresh, totals))
-    hmean, (short_side, thresh, unclip, box_thresh, totals) = best
-    print(f"best: short_side {short_side} thresh {thresh} unclip_ratio {unclip} box_thresh {box_thresh}: "
+        score_modes = args.score_modes or [detector.settings["score_mode"]]
+        dilations = args.dilations if args.dilations is not None else [int(detector.settings["dilate"])]
+        for thresh, unclip, score_mode, dilate in itertools.product(args.threshs, args.unclips, score_modes,
+                                                                    dilations):
+            extra = f" score {score_mode} dilate {dilate}" if args.score_modes or args.dilations else ""
+            for box_thresh, totals in score_setting(detector, maps, gts, sizes, thresh, unclip, args.box_threshs,
+                                                    score_mode=score_mode, dilate=bool(dilate)):
+                print(f"  short {short_side} thresh {thresh:.2f} unclip {unclip:.2f}{extra} box {box_thresh:.2f}: "
+                      f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {totals['hmean']:.4f}",
+                      flush=True)
+                if totals["hmean"] > best[0]:
+                    best = (totals["hmean"], (short_side, thresh, unclip, box_thresh, score_mode, dilate, totals))
+    hmean, (short_side, thresh, unclip, box_thresh, score_mode, dilate, totals) = best
+    print(f"best: short_side {short_side} thresh {thresh} unclip_ratio {unclip} box_thresh {box_thresh} "
+          f"score_mode {score_mode} dilate {bool(dilate)}: "
           f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {hmean:.4f}")
     return 0
 
