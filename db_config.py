@@ -67,6 +67,7 @@ cfg.TRAIN.WARMUP_STEPS = 0
 cfg.TRAIN.FREEZE_BN = False          # BatchNorm in inference mode with fixed gamma/beta (fine-tuning, small batches)
 cfg.TRAIN.FREEZE_BN_EXCEPT = []      # layer paths whose BN stays trainable, e.g. ["head/threshold"] (a fresh branch)
 cfg.TRAIN.CLIPNORM = 0.0            # 0 = no gradient clipping
+cfg.TRAIN.EMA = 0.0                 # momentum of a moving average of the weights for validation/export; 0 = off
 cfg.TRAIN.MIXED_PRECISION = ""      # "" | mixed_float16 | mixed_bfloat16
 cfg.TRAIN.LOSS = edict()
 cfg.TRAIN.LOSS.ALPHA = 5.0          # probability-map BCE weight (official code); the paper's text uses 1

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from easydict import EasyDict
 
-from db_tf.training.optim import (CoupledDecayAdam, CoupledDecaySGD, PolyDecay, build_optimizer,
-                                  current_lr)
+from db_tf.training.optim import (CoupledDecayAdam, CoupledDecaySGD, PolyDecay, averaged_weights,
+                                  build_optimizer, current_lr)
 
 
 def train_cfg(**changes):
@@ -137,3 +137,46 @@ def test_current_lr_follows_iterations():
     optimizer = build_optimizer(train_cfg(LR=1.0, POLY_POWER=1.0), total_steps=4)
     apply_steps(optimizer, INIT, GRADS[:2])
     assert current_lr(optimizer) == pytest.approx(1.0 * (1 - 2 / 4), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- weight averaging (TRAIN.EMA)
+class Holder:
+    """The two attributes averaged_weights reads: the optimizer (weights live in it)."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_moving_average_of_the_weights_matches_a_hand_computed_one(name):
+    momentum = 0.8
+    optimizer = build_optimizer(train_cfg(OPTIMIZER=name, LR=0.05, EMA=momentum), total_steps=100)
+    variables = [keras.Variable(np.array(v, np.float32)) for v in INIT]
+    trajectory = []
+    for grads in GRADS:
+        optimizer.apply([np.array(g, np.float32) for g in grads], variables)
+        trajectory.append([np.array(v.numpy(), np.float64) for v in variables])
+    expected = [w.copy() for w in trajectory[0]]          # the first update: average = weights
+    for weights in trajectory[1:]:
+        expected = [momentum * a + (1 - momentum) * w for a, w in zip(expected, weights)]
+    raw = [np.array(v.numpy()) for v in variables]
+    with averaged_weights(Holder(optimizer)) as swapped:
+        assert swapped
+        for v, want in zip(variables, expected):
+            np.testing.assert_allclose(v.numpy(), want, rtol=1e-5, atol=1e-6)
+    for v, value in zip(variables, raw):                   # restored exactly after the block
+        np.testing.assert_array_equal(v.numpy(), value)
+    optimizer.finalize_variable_values(variables)          # Keras' end-of-fit overwrite is disabled
+    for v, value in zip(variables, raw):
+        np.testing.assert_array_equal(v.numpy(), value)
+
+
+def test_without_averaging_nothing_is_swapped():
+    optimizer = build_optimizer(train_cfg(), total_steps=10)
+    apply_steps(optimizer, INIT, GRADS[:1])
+    with averaged_weights(Holder(optimizer)) as swapped:
+        assert not swapped
+    with averaged_weights(Holder(None)) as swapped:
+        assert not swapped
+    with pytest.raises(ValueError, match="TRAIN.EMA"):
+        build_optimizer(train_cfg(EMA=1.0), 10)

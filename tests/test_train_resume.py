@@ -19,7 +19,8 @@ EPOCHS, STEPS_PER_EPOCH, EVERY = 2, 1000, 3
 def overrides(run_dir):
     # Eager steps: no tracing, which is most of a tiny run's cost (the traced step is covered elsewhere).
     return ["--run-eagerly", "--set", *TINY_OVERRIDES, f"TRAIN.RUN_DIR={run_dir}", f"TRAIN.EPOCHS={EPOCHS}",
-            f"TRAIN.STEPS_PER_EPOCH={STEPS_PER_EPOCH}", f"TRAIN.CHECKPOINT_EVERY={EVERY}", "TRAIN.KEEP_CHECKPOINTS=50"]
+            f"TRAIN.STEPS_PER_EPOCH={STEPS_PER_EPOCH}", f"TRAIN.CHECKPOINT_EVERY={EVERY}", "TRAIN.KEEP_CHECKPOINTS=50",
+            "TRAIN.EMA=0.9"]   # the weight averages are optimizer variables: the resume must recompute them too
 
 
 def poly_lr(step):

@@ -138,6 +138,31 @@ def test_non_finite_steps_are_skipped_and_stop_the_run(tiny, tmp_path, monkeypat
         np.testing.assert_array_equal(saved[name], value, err_msg=name)
 
 
+def test_exports_carry_the_moving_average_of_the_weights(tiny, tmp_path):
+    from db_tf.models import DBNet
+    from db_tf.training.run import train
+
+    cfg = load_config(overrides=[*TINY_OVERRIDES, "TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=3", "TRAIN.EMA=0.5",
+                                 "TRAIN.OPTIMIZER=adam", "TRAIN.LR=0.01", "TRAIN.CHECKPOINT_EVERY=1",
+                                 f"TRAIN.RUN_DIR={tmp_path / 'run'}"])
+    lines = []
+    result = train(cfg, verbose=0, run_eagerly=True, log=lines.append)
+    assert result.completed, "\n".join(lines)
+    assert "moving average (momentum 0.5)" in "\n".join(lines)
+    w1, w2, w3 = (h5_arrays(tmp_path / "run" / "checkpoints" / f"ckpt-{step:08d}" / "model.weights.h5")
+                  for step in (1, 2, 3))                 # the raw weights after each step
+    final = h5_arrays(tmp_path / "run" / "final.weights.h5")
+    assert final.keys() == w3.keys()
+    averaged = 0
+    for name, value in final.items():
+        average = 0.25 * w1[name] + 0.25 * w2[name] + 0.5 * w3[name]   # a1 = w1; a_t = m a_(t-1) + (1 - m) w_t
+        if np.allclose(value, average, rtol=1e-5, atol=1e-7) and not np.array_equal(w1[name], w3[name]):
+            averaged += 1
+        else:   # BN moving statistics are not averaged
+            np.testing.assert_array_equal(value, w3[name], err_msg=name)
+    assert averaged == len(DBNet(backbone="tiny", inner_channels=16).trainable_weights)
+
+
 def test_validation_scores_an_unreadable_image_as_missed_and_goes_on(tmp_path, capsys):
     import shutil
     from pathlib import Path

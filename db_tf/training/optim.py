@@ -18,8 +18,15 @@ EPOCH. What we do and where we differ:
 * Gradient clipping (TRAIN.CLIPNORM > 0) clips the global norm of the raw gradients, before the L2 term is
   added, like torch.nn.utils.clip_grad_norm_ before optimizer.step(). Under tf.distribute Keras clips each
   replica's gradient before the replicas are summed, so the summed update may reach R x CLIPNORM.
+* Weight averaging (TRAIN.EMA = momentum m > 0, not in the official code): after every applied update the
+  optimizer keeps a = m a + (1 - m) w of each trainable weight (Keras' use_ema; a = w after the first update;
+  skipped updates skip it too). Validation and the exported best.* / final.* use the averages
+  (`averaged_weights`); checkpoints hold the raw weights and the averages, so a resumed run is exact.
 """
+import contextlib
+
 import keras
+import numpy as np
 from keras import ops
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -52,7 +59,16 @@ class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-class CoupledDecaySGD(keras.optimizers.SGD):
+class ExplicitAverageMixin:
+    """With use_ema, Keras overwrites the model's weights with their averages when fit() returns. train.py may
+    call fit() twice in one run and checkpoints the raw weights, so it swaps the averages in explicitly
+    (`averaged_weights`) instead."""
+
+    def finalize_variable_values(self, var_list):
+        pass
+
+
+class CoupledDecaySGD(ExplicitAverageMixin, keras.optimizers.SGD):
     """SGD as in torch.optim.SGD(momentum, weight_decay): g += wd * w; v = mu * v + g; w -= lr * v."""
 
     def __init__(self, learning_rate=0.007, momentum=0.9, l2_decay=0.0, **kwargs):
@@ -79,7 +95,7 @@ class CoupledDecaySGD(keras.optimizers.SGD):
         return config
 
 
-class CoupledDecayAdam(keras.optimizers.Adam):
+class CoupledDecayAdam(ExplicitAverageMixin, keras.optimizers.Adam):
     """Adam as in torch.optim.Adam(weight_decay): the L2 term wd * w is added to the gradient."""
 
     def __init__(self, learning_rate=0.001, l2_decay=0.0, **kwargs):
@@ -105,13 +121,45 @@ def build_optimizer(train_cfg, total_steps):
     if name not in OPTIMIZERS:
         raise ValueError(f"TRAIN.OPTIMIZER={train_cfg.OPTIMIZER!r} is not one of {', '.join(OPTIMIZERS)}")
     schedule = PolyDecay(train_cfg.LR, total_steps, train_cfg.POLY_POWER, train_cfg.WARMUP_STEPS)
-    clip = {"global_clipnorm": float(train_cfg.CLIPNORM)} if train_cfg.CLIPNORM > 0 else {}
+    options = {"global_clipnorm": float(train_cfg.CLIPNORM)} if train_cfg.CLIPNORM > 0 else {}
+    ema = float(train_cfg.get("EMA", 0.0))
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"TRAIN.EMA must be in [0, 1) (0 = off), got {ema}")
+    if ema > 0:
+        options.update(use_ema=True, ema_momentum=ema)
     if name == "sgd":
         return CoupledDecaySGD(schedule, momentum=float(train_cfg.MOMENTUM),
-                               l2_decay=train_cfg.WEIGHT_DECAY, **clip)
+                               l2_decay=train_cfg.WEIGHT_DECAY, **options)
     if name == "adam":
-        return CoupledDecayAdam(schedule, l2_decay=train_cfg.WEIGHT_DECAY, **clip)
-    return keras.optimizers.AdamW(schedule, weight_decay=float(train_cfg.WEIGHT_DECAY), **clip)
+        return CoupledDecayAdam(schedule, l2_decay=train_cfg.WEIGHT_DECAY, **options)
+    return AdamW(schedule, weight_decay=float(train_cfg.WEIGHT_DECAY), **options)
+
+
+class AdamW(ExplicitAverageMixin, keras.optimizers.AdamW):
+    """Keras' AdamW (decoupled weight decay), with the weight averages swapped in explicitly."""
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Inside the block the model's trainable weights are their moving averages (TRAIN.EMA > 0), restored
+    to the raw values after it; yields whether anything was swapped (False without averaging)."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)   # under a LossScaleOptimizer
+    if optimizer is None or not getattr(optimizer, "use_ema", False) or not optimizer.built:
+        yield False
+        return
+    # Keras keeps the averages in the optimizer, aligned with the variables it was built with (private
+    # attributes, as keras.callbacks.SwapEMAWeights reads them).
+    variables = list(optimizer._trainable_variables)
+    averages = list(optimizer._model_variables_moving_average)
+    raw = [np.array(ops.convert_to_numpy(v)) for v in variables]
+    for variable, average in zip(variables, averages):
+        variable.assign(average)
+    try:
+        yield True
+    finally:
+        for variable, value in zip(variables, raw):
+            variable.assign(value)
 
 
 def current_lr(optimizer):
@@ -125,5 +173,7 @@ def describe(train_cfg, total_steps):
              "adamw": "decoupled (AdamW)"}.get(str(train_cfg.OPTIMIZER).lower(), "?")
     warm = f", linear warm-up {train_cfg.WARMUP_STEPS} steps" if train_cfg.WARMUP_STEPS else ""
     clip = f", clip global norm {train_cfg.CLIPNORM}" if train_cfg.CLIPNORM > 0 else ""
+    ema = float(train_cfg.get("EMA", 0.0))
+    average = f"; validation and exports use the weights' moving average (momentum {ema})" if ema > 0 else ""
     return (f"optimizer {train_cfg.OPTIMIZER}: lr {train_cfg.LR} poly^{train_cfg.POLY_POWER} per step over "
-            f"{total_steps} steps{warm}; weight decay {train_cfg.WEIGHT_DECAY} {decay}{clip}")
+            f"{total_steps} steps{warm}; weight decay {train_cfg.WEIGHT_DECAY} {decay}{clip}{average}")

@@ -37,7 +37,8 @@ from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState,
                                       TensorBoardLogger, Validator)
 from db_tf.training.checkpoints import CheckpointManager, NonFiniteError, export_pretrained
 from db_tf.training.init_weights import format_report, load_matching_weights
-from db_tf.training.optim import OPTIMIZERS, build_optimizer, current_lr, describe as describe_optimizer
+from db_tf.training.optim import (OPTIMIZERS, averaged_weights, build_optimizer, current_lr,
+                                  describe as describe_optimizer)
 
 RUN_FILE = "run.json"
 MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16")
@@ -215,6 +216,8 @@ def check_config(cfg):
         problems.append(f"TRAIN.CHECKPOINT_EVERY must be >= 0 (0 = only at epoch ends), got {train.CHECKPOINT_EVERY}")
     if train.MIXED_PRECISION not in MIXED_PRECISION:
         problems.append(f"TRAIN.MIXED_PRECISION must be one of {MIXED_PRECISION}, got {train.MIXED_PRECISION!r}")
+    if not 0.0 <= float(train.get("EMA", 0.0)) < 1.0:
+        problems.append(f"TRAIN.EMA must be in [0, 1) (0 = off), got {train.EMA}")
     if str(train.OPTIMIZER).lower() not in OPTIMIZERS:
         problems.append(f"TRAIN.OPTIMIZER must be one of {OPTIMIZERS}, got {train.OPTIMIZER!r}")
     if train.get("FREEZE_BN_EXCEPT") and not train.get("FREEZE_BN", False):
@@ -343,7 +346,7 @@ def _decide_model(cfg, run_dir, resuming, init, log):
 
 
 # Settings that decide which variables the optimizer holds: a checkpoint cannot be resumed under others.
-RESUME_KEYS = ("OPTIMIZER", "FREEZE_BN", "FREEZE_BN_EXCEPT", "MIXED_PRECISION")
+RESUME_KEYS = ("OPTIMIZER", "FREEZE_BN", "FREEZE_BN_EXCEPT", "MIXED_PRECISION", "EMA")
 
 
 def _check_resumable(first_config, config, run_dir):
@@ -475,7 +478,7 @@ def _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, st
             log("DATA.VAL has no image files (synthetic only): validation loss only, no precision/recall/hmean")
         else:
             log(f"validation every {cfg.TRAIN.VAL_EVERY} epoch(s): detection on {count} images of DATA.VAL")
-            callbacks.append(Validator(state, evaluate, cfg.TRAIN.VAL_EVERY, log=log))
+            callbacks.append(Validator(state, _on_averaged_weights(evaluate), cfg.TRAIN.VAL_EVERY, log=log))
     if chief:
         probe_images, probe_labels = None, None
         if cfg.TRAIN.IMAGE_EVERY > 0:
@@ -489,18 +492,28 @@ def _callbacks(cfg, state, manager, model_kwargs, preprocess, run_dir, chief, st
     return callbacks
 
 
+def _on_averaged_weights(evaluate):
+    """evaluate(model) on the weights' moving average when TRAIN.EMA > 0 (on the weights themselves if not)."""
+    def evaluate_averaged(model):
+        with averaged_weights(model):
+            return evaluate(model)
+    return evaluate_averaged
+
+
 def _export(model, state, cfg, run_dir, name, model_kwargs, preprocess, log):
     done = state.step >= cfg.TRAIN.EPOCHS * state.steps_per_epoch
     source = (f"db-tf train.py run {run_dir}: step {state.step}, epoch {state.epoch}"
               f"{'' if done else ' (training not finished)'}; data: "
               + (", ".join(str(spec.get("images", spec)) for spec in cfg.DATA.TRAIN) or "synthetic text")
               + (f"; val hmean {state.best_hmean:.4f}" if name == "best" else ""))
-    path = export_pretrained(
-        model, run_dir, name, export_kwargs(model_kwargs),
-        dict(preprocess, short_side=cfg.POSTPROCESS.SHORT_SIDE, max_side=cfg.POSTPROCESS.MAX_SIDE),
-        {"thresh": cfg.POSTPROCESS.THRESH, "box_thresh": cfg.POSTPROCESS.BOX_THRESH,
-         "unclip_ratio": cfg.POSTPROCESS.UNCLIP_RATIO},
-        source, "weights trained with db-tf (Apache-2.0 code); the training data's terms apply to them")
+    with averaged_weights(model) as averaged:   # exports carry the moving average when TRAIN.EMA > 0
+        path = export_pretrained(
+            model, run_dir, name, export_kwargs(model_kwargs),
+            dict(preprocess, short_side=cfg.POSTPROCESS.SHORT_SIDE, max_side=cfg.POSTPROCESS.MAX_SIDE),
+            {"thresh": cfg.POSTPROCESS.THRESH, "box_thresh": cfg.POSTPROCESS.BOX_THRESH,
+             "unclip_ratio": cfg.POSTPROCESS.UNCLIP_RATIO},
+            source + ("; weights: moving average (TRAIN.EMA)" if averaged else ""),
+            "weights trained with db-tf (Apache-2.0 code); the training data's terms apply to them")
     log(f"exported {path} + {path.with_name(name + '.weights.h5').name}")
 
 
