@@ -243,3 +243,6 @@ def test_resuming_under_another_optimizer_setup_is_refused(tmp_path):
     with pytest.raises(TrainingError) as error:
         _check_resumable(first, _jsonable(load_config()), tmp_path)     # e.g. --resume without the run's --config
     assert "TRAIN.OPTIMIZER 'adam' -> 'sgd'" in str(error.value) and "TRAIN.FREEZE_BN True -> False" in str(error.value)
+    with pytest.raises(TrainingError, match="TRAIN.EMA 0.0 -> 0.99"):   # the averages are optimizer variables
+        _check_resumable(first, _jsonable(load_config(overrides=["TRAIN.OPTIMIZER=adam", "TRAIN.FREEZE_BN=True",
+                                                                 "TRAIN.EMA=0.99"])), tmp_path)
