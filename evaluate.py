@@ -47,6 +47,8 @@ def build_parser():
                         help="--pred: score only the GT images that have a detection file")
     parser.add_argument("--per-image", metavar="FILE.json", help="also write per-image results to this JSON")
     parser.add_argument("--sweep", action="store_true", help="also sweep box_thresh, report the best hmean")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="also print a 95%% interval of hmean from N bootstrap resamples of the images")
     parser.add_argument("--sweep-range", nargs=3, type=float, default=[0.3, 0.9, 0.05],
                         metavar=("START", "STOP", "STEP"), help="box_thresh values, STOP included")
     model = parser.add_argument_group("with --images")
@@ -219,6 +221,12 @@ def main(argv=None):
         return 2
     totals, per_image = score(fixed_samples)
     print(_line(totals) + label)
+    if args.bootstrap > 0 and per_image:
+        from db_tf.metrics import bootstrap_interval
+
+        low, high = bootstrap_interval(list(per_image.values()), args.bootstrap)
+        print(f"hmean 95% interval {low:.4f} .. {high:.4f} ({args.bootstrap} bootstrap resamples of the "
+              f"{len(per_image)} images)")
     swept = sweep(samples, thresholds)
     if swept:
         print("box_thresh sweep:")

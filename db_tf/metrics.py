@@ -138,6 +138,27 @@ def combine(results):
             "matched": matched, "gt_care": gt_care, "det_care": det_care, "images": len(results)}
 
 
+def bootstrap_interval(results, resamples=1000, level=0.95, seed=0):
+    """A percentile-bootstrap interval of hmean over images: (low, high).
+
+    Draws `resamples` sets of len(results) images with replacement and recomputes the totals' hmean of each,
+    so it shows how much the score of this image set would move with other images like them (a validation
+    split of 100 images moves by a few points). Images are the unit: words of one image are not independent.
+    """
+    if not results:
+        raise ValueError("bootstrap_interval needs at least one image result")
+    counts = np.array([(r.matched, r.gt_care, r.det_care) for r in results], np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(results), size=(int(resamples), len(results)))
+    matched, gt_care, det_care = counts[draws].sum(axis=1).T
+    recall = np.divide(matched, gt_care, out=np.zeros_like(matched), where=gt_care > 0)
+    precision = np.divide(matched, det_care, out=np.zeros_like(matched), where=det_care > 0)
+    total = precision + recall
+    hmean = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(hmean, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def evaluate(samples, **kwargs):
     """samples: iterable of (gt_polygons, gt_ignore, det_polygons) -> (totals dict, list of ImageResult)."""
     results = [evaluate_image(gt, ignore, det, **kwargs) for gt, ignore, det in samples]

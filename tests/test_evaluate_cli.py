@@ -67,6 +67,15 @@ def test_sweep_reports_each_threshold_and_the_best(dataset, capsys):
     assert "best hmean 0.5714 at box_thresh 0.30" in out
 
 
+def test_bootstrap_interval_is_printed_around_the_score(dataset, capsys):
+    gt, pred = dataset
+    assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("hmean 95% interval"))
+    low, high = float(line.split()[3]), float(line.split()[5])
+    assert low <= 0.5714 <= high and "200 bootstrap resamples of the" in line
+
+
 def test_missing_orphan_and_scoreless_detection_files(dataset, tmp_path, capsys):
     gt, pred = dataset
     (pred / "res_img_2.txt").unlink()  # img_2 now has no detections: its GT is missed

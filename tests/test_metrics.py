@@ -5,7 +5,8 @@ import pytest
 from matplotlib.path import Path as MplPath
 from shapely.geometry import Polygon
 
-from db_tf.metrics import combine, evaluate, evaluate_image, iou_matrix, read_detections, to_geometry
+from db_tf.metrics import (ImageResult, bootstrap_interval, combine, evaluate, evaluate_image, iou_matrix,
+                           read_detections, to_geometry)
 
 
 def rect(x0, y0, x1, y1):
@@ -208,3 +209,27 @@ def test_read_detections_bad_files_name_the_file(tmp_path):
     (tmp_path / "words.json").write_text('{"polygons": [[[0, 0], [4, 0], [4, 4]]], "scores": ["high"]}')
     with pytest.raises(ValueError, match=r"words.json: 'scores' must be a list of numbers"):
         read_detections(tmp_path / "words.json")
+
+
+# ------------------------------------------------------------------------------ bootstrap interval
+def test_bootstrap_interval_agrees_with_a_loop_over_combine():
+    rng = np.random.default_rng(3)
+    results = [ImageResult(gt_care=int(g), det_care=int(d), matched=int(min(g, d, m)))
+               for g, d, m in rng.integers(0, 9, size=(40, 3))]
+    draws = np.random.default_rng(11).integers(0, len(results), size=(300, len(results)))
+    hmeans = [combine([results[i] for i in row])["hmean"] for row in draws]   # the same draws, one by one
+    low, high = bootstrap_interval(results, resamples=300, level=0.9, seed=11)
+    assert low == pytest.approx(np.percentile(hmeans, 5)) and high == pytest.approx(np.percentile(hmeans, 95))
+    assert low < combine(results)["hmean"] < high
+
+
+def test_bootstrap_interval_of_identical_images_is_a_point_and_narrows_with_more_images():
+    same = [ImageResult(gt_care=5, det_care=4, matched=3)] * 10
+    low, high = bootstrap_interval(same, resamples=200)
+    assert low == pytest.approx(combine(same)["hmean"]) == pytest.approx(high)
+    varied = [ImageResult(gt_care=5, det_care=5, matched=m) for m in (0, 5, 2, 4, 1)]
+    few = np.subtract(*bootstrap_interval(varied, 2000)[::-1])
+    many = np.subtract(*bootstrap_interval(varied * 20, 2000)[::-1])
+    assert many < few / 2          # width ~ 1 / sqrt(images): 20x the images, about 4.5x narrower
+    with pytest.raises(ValueError, match="at least one image"):
+        bootstrap_interval([])
