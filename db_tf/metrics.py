@@ -131,11 +131,19 @@ def combine(results):
     matched = sum(r.matched for r in results)
     gt_care = sum(r.gt_care for r in results)
     det_care = sum(r.det_care for r in results)
-    recall = 0.0 if gt_care == 0 else matched / gt_care
-    precision = 0.0 if det_care == 0 else matched / det_care
-    hmean = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    precision, recall, hmean = (float(v) for v in _scores(matched, gt_care, det_care))
     return {"precision": precision, "recall": recall, "hmean": hmean,
             "matched": matched, "gt_care": gt_care, "det_care": det_care, "images": len(results)}
+
+
+def _scores(matched, gt_care, det_care):
+    """(precision, recall, hmean) from totals (numbers or arrays of them); each 0 where its denominator is 0."""
+    matched, gt_care, det_care = (np.asarray(v, np.float64) for v in (matched, gt_care, det_care))
+    recall = np.divide(matched, gt_care, out=np.zeros_like(matched), where=gt_care > 0)
+    precision = np.divide(matched, det_care, out=np.zeros_like(matched), where=det_care > 0)
+    total = precision + recall
+    hmean = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return precision, recall, hmean
 
 
 def bootstrap_interval(results, resamples=1000, level=0.95, seed=0):
@@ -149,11 +157,7 @@ def bootstrap_interval(results, resamples=1000, level=0.95, seed=0):
         raise ValueError("bootstrap_interval needs at least one image result")
     counts = np.array([(r.matched, r.gt_care, r.det_care) for r in results], np.float64)
     draws = np.random.default_rng(seed).integers(0, len(results), size=(int(resamples), len(results)))
-    matched, gt_care, det_care = counts[draws].sum(axis=1).T
-    recall = np.divide(matched, gt_care, out=np.zeros_like(matched), where=gt_care > 0)
-    precision = np.divide(matched, det_care, out=np.zeros_like(matched), where=det_care > 0)
-    total = precision + recall
-    hmean = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    _, _, hmean = _scores(*counts[draws].sum(axis=1).T)
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(hmean, [tail, 100 - tail])
     return float(low), float(high)

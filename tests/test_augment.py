@@ -109,12 +109,17 @@ def random_texts(rng, n, h, w):
     return polygons, rng.random(n) < 0.3
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_crop_never_loses_a_polygon_inside_it(seed):
+def random_scene(seed, h=150, w=240):
+    """(generator, noise image, 1..11 random texts, their ignore flags)."""
     rng = np.random.default_rng(seed)
-    h, w = 150, 240
     image = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)
     polygons, ignore = random_texts(rng, int(rng.integers(1, 12)), h, w)
+    return rng, image, polygons, ignore
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_crop_never_loses_a_polygon_inside_it(seed):
+    rng, image, polygons, ignore = random_scene(seed)
     size = 96
     out, kept, kept_ignore, info = augment(image, polygons, ignore, FULL, size, rng, return_info=True)
     valid_h, valid_w = info["valid_size"]
@@ -172,10 +177,7 @@ def test_window_is_not_resized_so_scale_is_the_zoom():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_window_keeps_whole_care_texts_and_ignores_cut_ones(seed):
-    rng = np.random.default_rng(seed)
-    h, w = 150, 240
-    image = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)
-    polygons, ignore = random_texts(rng, int(rng.integers(1, 12)), h, w)
+    rng, image, polygons, ignore = random_scene(seed)
     out, kept, kept_ignore, info = augment(image, polygons, ignore, WINDOW, 96, rng, return_info=True)
     assert out.shape == (96, 96, 3)
     moved = [p @ info["matrix"][:2, :2].T + info["matrix"][:2, 2] for p in polygons]

@@ -218,32 +218,28 @@ def clip_polygons(polygons, ignore, valid_w, valid_h):
     Inside: unchanged. Outside: dropped. Cut: clipped with shapely; each piece keeps the flag.
     Fewer than 3 points (not an area; the readers never produce it): dropped.
     """
-    lo_x, lo_y, hi_x, hi_y = -0.5, -0.5, valid_w - 0.5, valid_h - 0.5
-    eps = 1e-6
     kept, flags = [], []
     for p, ignored in zip(polygons, ignore):
         if len(p) < 3:
             continue
-        xmin, ymin = p.min(axis=0)
-        xmax, ymax = p.max(axis=0)
-        if xmin >= lo_x - eps and ymin >= lo_y - eps and xmax <= hi_x + eps and ymax <= hi_y + eps:
-            kept.append(p)
-            flags.append(bool(ignored))
+        place = _placement(p, valid_w, valid_h)
+        if place == "outside":
             continue
-        if xmax <= lo_x or ymax <= lo_y or xmin >= hi_x or ymin >= hi_y:
-            continue
-        for piece in _clip_to_box(p, lo_x, lo_y, hi_x, hi_y):
-            kept.append(piece)
-            flags.append(bool(ignored))
+        pieces = [p] if place == "inside" else _clip_to_box(p, -0.5, -0.5, valid_w - 0.5, valid_h - 0.5)
+        kept.extend(pieces)
+        flags.extend([bool(ignored)] * len(pieces))
     return kept, np.asarray(flags, bool)
 
 
-def _is_cut(p, valid_w, valid_h, eps=1e-6) -> bool:
-    """Does the border of the valid area [-0.5, valid - 0.5] (centre coordinates) cut this polygon?"""
+def _placement(p, valid_w, valid_h, eps=1e-6) -> str:
+    """"inside", "outside" or "cut": where p lies w.r.t. [-0.5, valid - 0.5] (centre coordinates)."""
+    lo_x, lo_y, hi_x, hi_y = -0.5, -0.5, valid_w - 0.5, valid_h - 0.5
     (xmin, ymin), (xmax, ymax) = p.min(axis=0), p.max(axis=0)
-    inside = xmin >= -0.5 - eps and ymin >= -0.5 - eps and xmax <= valid_w - 0.5 + eps and ymax <= valid_h - 0.5 + eps
-    outside = xmax <= -0.5 or ymax <= -0.5 or xmin >= valid_w - 0.5 or ymin >= valid_h - 0.5
-    return not (inside or outside)
+    if xmin >= lo_x - eps and ymin >= lo_y - eps and xmax <= hi_x + eps and ymax <= hi_y + eps:
+        return "inside"
+    if xmax <= lo_x or ymax <= lo_y or xmin >= hi_x or ymin >= hi_y:
+        return "outside"
+    return "cut"
 
 
 def _clip_to_box(polygon, lo_x, lo_y, hi_x, hi_y) -> list[np.ndarray]:
@@ -304,11 +300,12 @@ def augment(image, polygons, ignore, aug_cfg, size, rng: np.random.Generator, re
     crop_mode = _setting(aug_cfg, "CROP_MODE")
     if crop_mode not in CROP_MODES:
         raise ValueError(f"DATA.AUG.CROP_MODE must be one of {CROP_MODES}, got {crop_mode!r}")
-    window = bool(_setting(aug_cfg, "CROP")) and crop_mode == "window"
+    cropping = bool(_setting(aug_cfg, "CROP"))
+    window = cropping and crop_mode == "window"
 
     geometry, canvas_w, canvas_h = random_geometry(w, h, aug_cfg, rng)
     crop = (0, 0, canvas_w, canvas_h)
-    if _setting(aug_cfg, "CROP"):
+    if cropping:
         moved = transform_polygons([p + 0.5 for p in polygons], geometry)   # corner coordinates
         if window:
             crop = random_window(moved, ignore, canvas_w, canvas_h, out_w, out_h, rng)
@@ -332,7 +329,7 @@ def augment(image, polygons, ignore, aug_cfg, size, rng: np.random.Generator, re
     if np.linalg.det(matrix[:2, :2]) < 0:               # a flip mirrors: keep the vertex orientation
         moved = [p[::-1] for p in moved]
     if window:
-        ignore = ignore | np.array([_is_cut(p, valid_w, valid_h) for p in moved], bool)
+        ignore = ignore | np.array([_placement(p, valid_w, valid_h) == "cut" for p in moved], bool)
     moved, ignore = clip_polygons(moved, ignore, valid_w, valid_h)
     result = (out, [p.astype(np.float32) for p in moved], ignore)
     if return_info:
