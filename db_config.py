@@ -64,6 +64,7 @@ cfg.TRAIN.MOMENTUM = 0.9
 cfg.TRAIN.WEIGHT_DECAY = 1e-4
 cfg.TRAIN.POLY_POWER = 0.9          # lr = LR * (1 - step / total_steps) ** POLY_POWER, per step
 cfg.TRAIN.WARMUP_STEPS = 0
+cfg.TRAIN.FREEZE = []               # parts whose weights stay as loaded: "backbone", "neck" (fine-tuning on little data)
 cfg.TRAIN.FREEZE_BN = False          # BatchNorm in inference mode with fixed gamma/beta (fine-tuning, small batches)
 cfg.TRAIN.FREEZE_BN_EXCEPT = []      # layer paths whose BN stays trainable, e.g. ["head/threshold"] (a fresh branch)
 cfg.TRAIN.CLIPNORM = 0.0            # 0 = no gradient clipping

@@ -391,3 +391,21 @@ def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     # and training mode now normalises with the moving statistics, as inference does
     np.testing.assert_allclose(model(images, training=True)["probability"], model(images), atol=1e-5)
+
+
+def test_freeze_parts_trains_only_the_rest(tiny):
+    model = tiny()
+    with pytest.raises(ValueError, match=r"cannot freeze \['head'\]"):
+        model.freeze_parts(["head"])
+    backbone_weights = sum(int(np.prod(w.shape)) for w in model.backbone.weights)
+    assert model.freeze_parts(["backbone"]) == backbone_weights > 0
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=DBLoss())
+    images, labels = text_batch()
+    before = {w.path: np.array(w) for w in model.weights}
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert logs["nonfinite"] == 0.0
+    changed = {w.path for w in model.weights if not np.array_equal(before[w.path], np.array(w))}
+    backbone = {w.path for w in model.backbone.weights}
+    assert not changed & backbone                      # statistics included: frozen BN runs in inference mode
+    assert {w.path for w in model.neck.trainable_weights} <= changed
+    assert {w.path for w in model.head.trainable_weights} <= changed

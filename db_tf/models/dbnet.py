@@ -17,6 +17,7 @@ Training with `model.fit`: `model.compile(optimizer=..., loss=DBLoss(...))` and 
 and works under tf.distribute and mixed precision: see `train_step`.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -84,6 +85,22 @@ class DBNet(keras.Model):
         binary_logits = self.k * (probability - threshold)
         return {"logits": logits, "probability": probability, "threshold": threshold,
                 "binary": ops.sigmoid(binary_logits), "binary_logits": binary_logits}
+
+    FREEZABLE_PARTS = ("backbone", "neck")
+
+    def freeze_parts(self, parts):
+        """Stop training whole parts of the network ("backbone", "neck"): their weights stay as loaded and
+        their BatchNorm layers run in inference mode. For fine-tuning a pretrained model on little data,
+        where adapting fewer weights overfits less. Call before compiling. Returns the frozen weight count."""
+        unknown = sorted(set(parts) - set(self.FREEZABLE_PARTS))
+        if unknown:
+            raise ValueError(f"cannot freeze {unknown}: the parts that can be frozen are {self.FREEZABLE_PARTS}")
+        frozen = 0
+        for part in dict.fromkeys(parts):
+            layer = getattr(self, part)
+            layer.trainable = False
+            frozen += sum(int(np.prod(w.shape)) for w in layer.weights)
+        return frozen
 
     def freeze_batch_norm(self, keep_trainable=()):
         """Run BatchNormalization layers in inference mode with fixed gamma/beta (Keras 3: trainable=False).

@@ -220,6 +220,11 @@ def check_config(cfg):
         problems.append(f"TRAIN.EMA must be in [0, 1) (0 = off), got {train.EMA}")
     if str(train.OPTIMIZER).lower() not in OPTIMIZERS:
         problems.append(f"TRAIN.OPTIMIZER must be one of {OPTIMIZERS}, got {train.OPTIMIZER!r}")
+    from db_tf.models import DBNet
+
+    unknown_parts = sorted(set(train.get("FREEZE", [])) - set(DBNet.FREEZABLE_PARTS))
+    if unknown_parts:
+        problems.append(f"TRAIN.FREEZE: cannot freeze {unknown_parts}; the parts are {DBNet.FREEZABLE_PARTS}")
     if train.get("FREEZE_BN_EXCEPT") and not train.get("FREEZE_BN", False):
         problems.append("TRAIN.FREEZE_BN_EXCEPT only applies with TRAIN.FREEZE_BN=True")
     crop_mode = cfg.DATA.get("AUG", {}).get("CROP_MODE", "resize")
@@ -346,7 +351,7 @@ def _decide_model(cfg, run_dir, resuming, init, log):
 
 
 # Settings that decide which variables the optimizer holds: a checkpoint cannot be resumed under others.
-RESUME_KEYS = ("OPTIMIZER", "FREEZE_BN", "FREEZE_BN_EXCEPT", "MIXED_PRECISION", "EMA")
+RESUME_KEYS = ("OPTIMIZER", "FREEZE", "FREEZE_BN", "FREEZE_BN_EXCEPT", "MIXED_PRECISION", "EMA")
 
 
 def _check_resumable(first_config, config, run_dir):
@@ -369,7 +374,10 @@ def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_step
 
     with strategy.scope():
         model = build_dbnet(model_kwargs, backbone_weights=backbone_weights)
-        if cfg.TRAIN.get("FREEZE_BN", False):  # before the optimizer sees the trainable variables
+        if cfg.TRAIN.get("FREEZE"):   # before the optimizer sees the trainable variables
+            frozen = model.freeze_parts(cfg.TRAIN.FREEZE)
+            log(f"TRAIN.FREEZE: {', '.join(cfg.TRAIN.FREEZE)} frozen ({frozen} weights)")
+        if cfg.TRAIN.get("FREEZE_BN", False):
             try:
                 frozen, kept = model.freeze_batch_norm(keep_trainable=cfg.TRAIN.get("FREEZE_BN_EXCEPT", []))
             except ValueError as exc:
