@@ -79,3 +79,37 @@ def test_plot_curves_writes_loss_figures(fresh_run, tmp_path, capsys):
         image = cv2.imread(path)
         assert image is not None and image.shape[0] > 200 and image.shape[1] > 300
     assert plot_curves_main([str(tmp_path / "nothing-here")]) == 2
+
+
+def _write_validation_events(log_dir, hmeans):
+    import tensorflow as tf
+
+    from db_tf.training import summaries
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        for step, value in hmeans:
+            summaries.scalar("val_hmean", value, step)
+        summaries.scalar("total_loss", 1.0, 1)
+    writer.close()
+
+
+def test_plot_curves_compares_the_validation_of_several_runs(tmp_path, capsys):
+    from db_tf.tools.plot_curves import plot_comparison
+
+    runs = {"stage_a": [(112, 0.75), (224, 0.78)], "stage_b": [(112, 0.79), (224, 0.77), (336, 0.8)]}
+    for name, hmeans in runs.items():
+        _write_validation_events(tmp_path / name / "logs", hmeans)
+    path, series = plot_comparison([tmp_path / name for name in runs], tmp_path / "out" / "cmp.png")
+    assert series.keys() == runs.keys()
+    for name, hmeans in runs.items():
+        assert [step for step, _ in series[name]] == [step for step, _ in hmeans]
+        assert [value for _, value in series[name]] == pytest.approx([value for _, value in hmeans])
+    assert cv2.imread(str(path)).shape[:2] == (440, 770)      # 7 x 4 inches at 110 dpi
+    argv = [str(tmp_path / "stage_a"), str(tmp_path / "stage_b"), "--out", str(tmp_path), "--compare", "stages"]
+    assert plot_curves_main(argv) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "stages.png")]
+    (tmp_path / "unvalidated" / "logs").mkdir(parents=True)
+    _write_validation_events(tmp_path / "unvalidated" / "logs", [])
+    assert plot_curves_main([str(tmp_path / "stage_a"), str(tmp_path / "unvalidated"), "--compare", "x"]) == 2
+    assert "no val_hmean" in capsys.readouterr().err

@@ -1,10 +1,13 @@
 """Loss curves of a training run as PNG figures (matplotlib), from its TensorBoard event files.
 
     python -m db_tf.tools.plot_curves runs/db_r18 [--out figures] [--smooth 0.9]
+    python -m db_tf.tools.plot_curves runs/stage_a runs/stage_b --compare stages   # -> figures/stages.png
 
 Writes `<out>/<run>_losses.png` (binarize_loss, thresh_loss, thresh_binary_loss and total_loss against
 the training step; raw values thin, exponentially smoothed values thick), `<out>/<run>_lr.png` and, when
-the run was validated, `<out>/<run>_validation.png` (precision, recall, hmean). No tensorboard package needed.
+the run was validated, `<out>/<run>_validation.png` (precision, recall, hmean). With --compare NAME, one
+figure `<out>/NAME.png` of the validation hmean of every run given instead, against each run's own step.
+No tensorboard package needed.
 """
 import argparse
 import sys
@@ -83,6 +86,39 @@ def plot_run(run_dir, out_dir="figures", smoothing=0.9):
     return written
 
 
+def validation_series(run_dirs, tag="val_hmean"):
+    """{run name: [(step, value), ...]} of one scalar for several runs; a run without it is a ValueError."""
+    from db_tf.training.summaries import read_events
+
+    series = {}
+    for run_dir in map(Path, run_dirs):
+        log_dir = run_dir / "logs" if (run_dir / "logs").is_dir() else run_dir
+        scalars, _ = read_events(log_dir)
+        if tag not in scalars:
+            raise ValueError(f"{log_dir}: no {tag} in its event files (was the run validated?)")
+        series[run_dir.resolve().name] = scalars[tag]
+    return series
+
+
+def plot_comparison(run_dirs, out_path, tag="val_hmean"):
+    """One figure of `tag` for several runs (e.g. the stages of a fine-tuning); returns (path, series)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = validation_series(run_dirs, tag)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, points in series.items():
+        steps, values = zip(*points)
+        ax.plot(steps, values, marker="o", markersize=3, label=name)
+    ax.set(title=f"{tag[len('val_'):] if tag.startswith('val_') else tag} on validation", xlabel="step of the run")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, Path(out_path), plt), series
+
+
 def _save(fig, path, plt):
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -91,14 +127,20 @@ def _save(fig, path, plt):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Training curves of a run as PNG figures.")
-    parser.add_argument("run_dir", help="a run directory (with logs/) or a directory of event files")
+    parser.add_argument("run_dirs", nargs="+", metavar="run_dir",
+                        help="a run directory (with logs/) or a directory of event files")
+    parser.add_argument("--compare", metavar="NAME",
+                        help="one figure <out>/NAME.png comparing the validation hmean of the runs")
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
     parser.add_argument("--smooth", type=float, default=0.9, help="EMA smoothing weight in [0, 1)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.smooth < 1.0:
         parser.error("--smooth must be in [0, 1)")
     try:
-        paths = plot_run(args.run_dir, args.out, args.smooth)
+        if args.compare:
+            paths = [plot_comparison(args.run_dirs, Path(args.out) / f"{args.compare}.png")[0]]
+        else:
+            paths = [path for run_dir in args.run_dirs for path in plot_run(run_dir, args.out, args.smooth)]
     except (FileNotFoundError, ValueError) as exc:
         print(f"plot_curves: {exc}", file=sys.stderr)
         return 2
