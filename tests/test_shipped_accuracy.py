@@ -1,0 +1,38 @@
+"""The shipped ICDAR 2015 model still scores what README's model table says on the validation split.
+
+Runs evaluate.py end to end (decode, resize to the model's short side, forward, post-process, ICDAR 2015
+protocol) on img_901..img_1000 of ../shared's ICDAR 2015 train split, which no stage trained on. Guards the
+published numbers against silent changes in preprocessing, post-processing or the metric. Skips on a fresh
+clone (no ../shared).
+"""
+import json
+
+import pytest
+
+import evaluate
+
+# README's model table and weights/ppocrv4_ic15.json state these (short side 1280, thresh 0.3, box 0.5, unclip 1.3)
+PPOCRV4_IC15 = {"precision": 0.7984, "recall": 0.7795, "hmean": 0.7888, "matched": 396, "gt_care": 508}
+
+
+def _validation_split(shared_data, tmp_path):
+    images, gts = tmp_path / "imgs", tmp_path / "gts"
+    images.mkdir()
+    gts.mkdir()
+    source = shared_data / "icdar2015_train"
+    for index in range(901, 1001):
+        (images / f"img_{index}.jpg").symlink_to(source / "imgs" / f"img_{index}.jpg")
+        (gts / f"gt_img_{index}.txt").symlink_to(source / "gts" / f"gt_img_{index}.txt")
+    return images, gts
+
+
+def test_ppocrv4_ic15_scores_its_published_validation_numbers(shared_data, tmp_path):
+    images, gts = _validation_split(shared_data, tmp_path)
+    report = tmp_path / "report.json"
+    assert evaluate.main(["--images", str(images), "--gt", str(gts), "--weights", "ppocrv4_ic15",
+                          "--per-image", str(report)]) == 0
+    totals = json.loads(report.read_text())["totals"]
+    assert totals["images"] == 100
+    assert (totals["matched"], totals["gt_care"]) == (PPOCRV4_IC15["matched"], PPOCRV4_IC15["gt_care"])
+    for key in ("precision", "recall", "hmean"):
+        assert totals[key] == pytest.approx(PPOCRV4_IC15[key], abs=5e-5), key
