@@ -109,7 +109,6 @@ def test_plot_curves_compares_the_validation_of_several_runs(tmp_path, capsys):
     argv = [str(tmp_path / "stage_a"), str(tmp_path / "stage_b"), "--out", str(tmp_path), "--compare", "stages"]
     assert plot_curves_main(argv) == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "stages.png")]
-    (tmp_path / "unvalidated" / "logs").mkdir(parents=True)
     _write_validation_events(tmp_path / "unvalidated" / "logs", [])
     assert plot_curves_main([str(tmp_path / "stage_a"), str(tmp_path / "unvalidated"), "--compare", "x"]) == 2
     assert "no val_hmean" in capsys.readouterr().err

@@ -17,7 +17,6 @@ Training with `model.fit`: `model.compile(optimizer=..., loss=DBLoss(...))` and 
 and works under tf.distribute and mixed precision: see `train_step`.
 """
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -99,7 +98,7 @@ class DBNet(keras.Model):
         for part in dict.fromkeys(parts):
             layer = getattr(self, part)
             layer.trainable = False
-            frozen += sum(int(np.prod(w.shape)) for w in layer.weights)
+            frozen += layer.count_params()
         return frozen
 
     def freeze_batch_norm(self, keep_trainable=()):

@@ -28,14 +28,11 @@ def smooth(values, weight):
 
 def plot_run(run_dir, out_dir="figures", smoothing=0.9):
     """Write the figures of one run; returns the list of written paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     from db_tf.training.summaries import event_files, read_events
 
     run_dir = Path(run_dir)
-    log_dir = run_dir / "logs" if (run_dir / "logs").is_dir() else run_dir
+    log_dir = _log_dir(run_dir)
     if not event_files(log_dir):
         raise FileNotFoundError(f"no TensorBoard event files under {log_dir}")
     scalars, _ = read_events(log_dir)
@@ -92,7 +89,7 @@ def validation_series(run_dirs, tag="val_hmean"):
 
     series = {}
     for run_dir in map(Path, run_dirs):
-        log_dir = run_dir / "logs" if (run_dir / "logs").is_dir() else run_dir
+        log_dir = _log_dir(run_dir)
         scalars, _ = read_events(log_dir)
         if tag not in scalars:
             raise ValueError(f"{log_dir}: no {tag} in its event files (was the run validated?)")
@@ -102,10 +99,7 @@ def validation_series(run_dirs, tag="val_hmean"):
 
 def plot_comparison(run_dirs, out_path, tag="val_hmean"):
     """One figure of `tag` for several runs (e.g. the stages of a fine-tuning); returns (path, series)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     series = validation_series(run_dirs, tag)
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, points in series.items():
@@ -117,6 +111,18 @@ def plot_comparison(run_dirs, out_path, tag="val_hmean"):
     fig.tight_layout()
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     return _save(fig, Path(out_path), plt), series
+
+
+def _log_dir(run_dir):
+    """A run directory's logs/ folder, or the directory itself when it holds the event files."""
+    return run_dir / "logs" if (run_dir / "logs").is_dir() else run_dir
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")   # files only, no display
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def _save(fig, path, plt):
