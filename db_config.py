@@ -93,6 +93,7 @@ cfg.POSTPROCESS.POLYGON = False     # polygon mode (curved text) instead of boxe
 cfg.POSTPROCESS.POLY_UNCLIP_RATIO = 2.0
 cfg.POSTPROCESS.SCORE_MODE = "fast" # fast (box mean) | slow (contour mean)
 cfg.POSTPROCESS.DILATE = False
+cfg.POSTPROCESS.SPLIT_BY_THRESHOLD = False  # also cut candidates where P < threshold map T (needs the T branch)
 cfg.POSTPROCESS.MAX_CANDIDATES = 1000
 cfg.POSTPROCESS.SHORT_SIDE = 736    # resize policy: short side to this, sides rounded to multiples of 32
 cfg.POSTPROCESS.MAX_SIDE = 2560     # long-side limit applied after the short-side resize; 0 = none

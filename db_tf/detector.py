@@ -20,16 +20,18 @@ from db_tf import postprocess as post
 from db_tf import preprocess as pre
 
 POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode", "dilate",
-                    "max_candidates")
+                    "max_candidates", "split_by_threshold")
 PREPROCESS_KEYS = ("short_side", "max_side", "size", "mean", "std", "channel_order")
 DEFAULTS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5, "poly_unclip_ratio": 2.0, "polygon": False,
-            "score_mode": "fast", "dilate": False, "max_candidates": 1000, "short_side": 736, "max_side": 2560,
+            "score_mode": "fast", "dilate": False, "max_candidates": 1000, "split_by_threshold": False,
+            "short_side": 736, "max_side": 2560,
             "size": None, "mean": list(pre.IMAGENET_MEAN), "std": list(pre.IMAGENET_STD), "channel_order": "RGB"}
 # db_config.py key -> TextDetector setting
 CONFIG_KEYS = {"POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_thresh",
                "POSTPROCESS.UNCLIP_RATIO": "unclip_ratio", "POSTPROCESS.POLY_UNCLIP_RATIO": "poly_unclip_ratio",
                "POSTPROCESS.POLYGON": "polygon", "POSTPROCESS.SCORE_MODE": "score_mode",
                "POSTPROCESS.DILATE": "dilate", "POSTPROCESS.MAX_CANDIDATES": "max_candidates",
+               "POSTPROCESS.SPLIT_BY_THRESHOLD": "split_by_threshold",
                "POSTPROCESS.SHORT_SIDE": "short_side", "POSTPROCESS.MAX_SIDE": "max_side",
                "DATA.MEAN": "mean", "DATA.STD": "std", "DATA.CHANNEL_ORDER": "channel_order"}
 
@@ -149,7 +151,8 @@ class TextDetector:
         results = []
         for start in range(0, len(batch), self.batch_size):
             chunk = [_load(item) for item in batch[start:start + self.batch_size]]
-            maps = self.predict_maps(chunk, return_maps=return_maps)
+            split = overrides.get("split_by_threshold", self.settings["split_by_threshold"])
+            maps = self.predict_maps(chunk, return_maps=return_maps or bool(split))
             for image_maps, image in zip(maps, chunk):
                 result = self.postprocess(image_maps, image.shape[:2], **overrides)
                 if return_maps:
@@ -190,6 +193,11 @@ class TextDetector:
         if params["polygon"]:
             params["unclip_ratio"] = poly_ratio
         probability = maps["probability"] if isinstance(maps, dict) else maps
+        if params.pop("split_by_threshold"):
+            params["threshold_map"] = maps.get("threshold") if isinstance(maps, dict) else None
+            if params["threshold_map"] is None:
+                raise ValueError("split_by_threshold needs the threshold map: predict_maps(..., return_maps=True), "
+                                 "from a model with a threshold branch")
         height, width = int(image_size[0]), int(image_size[1])
         if probability.size == 0 or height == 0 or width == 0:
             return Detections([], np.zeros(0, np.float32), (height, width))

@@ -24,7 +24,9 @@ Where we differ from the official code (the boxes/polygons themselves are identi
 - polygons are returned clockwise (in image coordinates, y down) starting at the vertex nearest to the
   top-left (smallest x + y); boxes keep the official corner order, which already is top-left, top-right,
   bottom-right, bottom-left (clockwise);
-- ``valid_size`` lets a map padded for batching be read only in its valid top-left part.
+- ``valid_size`` lets a map padded for batching be read only in its valid top-left part;
+- optional (``threshold_map``, off by default; not in the official code): a candidate region that the
+  network's own threshold map cuts into several pieces is replaced by those pieces (see split_by_threshold).
 
 Speed: the per-contour work is the same OpenCV / pyclipper calls as the official code; everything else
 (corner ordering, unclip distances, scaling, filters) is done on all candidates at once with numpy, and the
@@ -41,7 +43,7 @@ SCORE_MODES = ("fast", "slow")
 
 
 def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_thresh=0.6, unclip_ratio=None,
-                polygon=False, score_mode="fast", dilate=False, max_candidates=1000):
+                polygon=False, score_mode="fast", dilate=False, max_candidates=1000, threshold_map=None):
     """Detections of one probability map.
 
     prob_map: (H, W) or (H, W, 1) probabilities in [0, 1].
@@ -49,6 +51,8 @@ def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_th
         default: the whole map.
     dest_size: (height, width) of the original image the coordinates are scaled to; default: valid_size.
     unclip_ratio: default 1.5 for boxes, 2.0 for polygons (the official values).
+    threshold_map: the network's threshold map T (same shape as prob_map): when given, candidates are split
+        where T cuts them (split_by_threshold).
     Returns (polygons, scores): a list of float32 (K, 2) arrays of integer-valued (x, y) and a float32 (n,)
     array. Boxes have K = 4.
     """
@@ -65,6 +69,12 @@ def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_th
         unclip_ratio = 2.0 if polygon else 1.5
     prob = np.ascontiguousarray(prob)  # cv2.mean needs contiguous rows
     contours = find_candidates(prob, thresh, dilate, max_candidates)
+    if threshold_map is not None:
+        threshold = _as_map(threshold_map)
+        if threshold.shape[0] < prob.shape[0] or threshold.shape[1] < prob.shape[1]:
+            raise ValueError(f"threshold_map of shape {threshold.shape} is smaller than the probability map "
+                             f"{prob.shape}")
+        contours = split_by_threshold(prob, threshold[:prob.shape[0], :prob.shape[1]], contours, thresh)
     if polygon:
         polygons, scores = _polygons_from_contours(prob, contours, box_thresh, unclip_ratio, score_mode)
     else:
@@ -82,6 +92,29 @@ def find_candidates(prob, thresh, dilate=False, max_candidates=1000):
         bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     return contours[:max_candidates]
+
+
+def split_by_threshold(prob, threshold, contours, thresh):
+    """Candidates with the regions that the threshold map cuts apart replaced by their pieces.
+
+    DB's threshold map T is learned to be high on text borders, and the approximate binary map is
+    B = sigmoid(k (P - T)). Two neighbouring words can stay joined in P > thresh when P does not dip below
+    thresh between them, while P > T parts them. Each candidate region (the filled contour, restricted to
+    P > thresh) is cut with P > T; when that leaves two or more pieces whose minimum-area rectangles have a
+    short side >= MIN_SIZE, the pieces are the candidates instead (scored and unclipped as any other);
+    otherwise the region stays whole, so words that P > T would only erode are left as they are.
+    """
+    above = (prob > thresh) & (prob > threshold)
+    out = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        region = np.zeros((h, w), np.uint8)
+        cv2.drawContours(region, [contour], -1, 1, thickness=-1, offset=(-x, -y))
+        region &= above[y:y + h, x:x + w]
+        pieces, _ = cv2.findContours(region, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))
+        pieces = [p for p in pieces if min(cv2.minAreaRect(p)[1]) >= MIN_SIZE]
+        out.extend(pieces if len(pieces) >= 2 else [contour])
+    return out
 
 
 # ------------------------------------------------------------------------------------------- box mode

@@ -4,7 +4,7 @@ The JSON says how to rebuild and use the model (schema in the project brief)::
 
     {"name": ..., "model": {DBNet keyword arguments},
      "preprocess": {"channel_order", "mean", "std", "short_side", "max_side"},
-     "postprocess": {"thresh", "box_thresh", "unclip_ratio"}, "source": ..., "license": ...}
+     "postprocess": {"thresh", "box_thresh", "unclip_ratio", "split_by_threshold"}, "source": ..., "license": ...}
 
 ``load_pretrained("ppocrv4_mobile")`` looks in the repository's ``weights/`` folder; a path to a ``.json``
 (with its ``.weights.h5`` beside it) works from anywhere. TensorFlow is imported only when a model is built.
@@ -17,7 +17,7 @@ WEIGHTS_SUFFIX = ".weights.h5"
 DEFAULT_MODEL = "ppocrv4_mobile"
 PREPROCESS_DEFAULTS = {"channel_order": "RGB", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
                        "short_side": 736, "max_side": 2560}
-POSTPROCESS_DEFAULTS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}
+POSTPROCESS_DEFAULTS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5, "split_by_threshold": False}
 
 
 class PretrainedError(ValueError):

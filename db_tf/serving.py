@@ -9,7 +9,8 @@ The request carries the encoded image files (signature "serving_default", input 
 Serving's REST API base64-decodes ``{"b64": ...}`` values). The response has, per image, the probability
 map at network resolution (padded to the batch's largest image), ``original_size`` and ``resized_size``;
 the client crops the map to ``resized_size`` and runs db_tf.postprocess with ``dest_size=original_size``,
-exactly what TextDetector does after its own forward pass, so the detections are the same.
+exactly what TextDetector does after its own forward pass, so the detections are the same. A model exported
+with ``split_by_threshold`` also serves its ``threshold`` map, which that post-processing step needs.
 
 REST needs only numpy / OpenCV / pyclipper (no TensorFlow). gRPC needs ``grpcio`` and the
 ``tensorflow-serving-api`` protos (``pip install --no-deps tensorflow-serving-api==2.21.0``: the package
@@ -31,6 +32,7 @@ from db_tf.detector import DEFAULTS, POSTPROCESS_KEYS, Detections
 SIGNATURE = "serving_default"
 INPUT_NAME = "image_bytes"
 OUTPUT_NAMES = ("probability", "original_size", "resized_size")
+OPTIONAL_OUTPUTS = ("threshold",)  # served only by exports made with split_by_threshold
 GRPC_MAX_MESSAGE = 512 * 1024 * 1024  # a 736x1280 map is 3.8 MB; gRPC's default limit is 4 MB per message
 
 
@@ -41,10 +43,12 @@ class ServingError(RuntimeError):
 @dataclass
 class ServedMaps:
     """One image's part of a response: ``probability`` (h, w) float32 over the valid (unpadded) region,
-    and the (height, width) of the original image and of the network input it was resized to."""
+    and the (height, width) of the original image and of the network input it was resized to; ``threshold``
+    likewise when the export serves it."""
     probability: np.ndarray
     original_size: tuple
     resized_size: tuple
+    threshold: np.ndarray = None
 
 
 # ------------------------------------------------------------------------------------------- requests
@@ -109,7 +113,8 @@ def parse_rest_response(body):
         rows = body["predictions"]
         if rows and not isinstance(rows[0], dict):
             raise ServingError("the response has no named outputs: was the model exported by db-tf's export.py?")
-        outputs = {name: [row.get(name) for row in rows] for name in OUTPUT_NAMES}
+        outputs = {name: [row.get(name) for row in rows] for name in OUTPUT_NAMES + OPTIONAL_OUTPUTS
+                   if name in rows[0]}
     elif "outputs" in body:  # columnar format
         outputs = body["outputs"]
     else:
@@ -121,7 +126,7 @@ def parse_grpc_response(response):
     """A PredictResponse -> list of ServedMaps."""
     import tensorflow as tf
 
-    return _split({name: tf.make_ndarray(response.outputs[name]) for name in OUTPUT_NAMES
+    return _split({name: tf.make_ndarray(response.outputs[name]) for name in OUTPUT_NAMES + OPTIONAL_OUTPUTS
                    if name in response.outputs})
 
 
@@ -139,8 +144,11 @@ def _split(outputs):
     if probability.ndim != 3 or not len(probability) == len(original) == len(resized):
         raise ServingError(f"inconsistent outputs: probability {probability.shape}, original_size "
                            f"{original.shape}, resized_size {resized.shape}")
-    return [ServedMaps(prob[:rh, :rw], (int(oh), int(ow)), (int(rh), int(rw)))
-            for prob, (oh, ow), (rh, rw) in zip(probability, original, resized)]
+    threshold = outputs.get("threshold")
+    threshold = [None] * len(probability) if threshold is None else np.asarray(threshold, np.float32).reshape(
+        probability.shape)
+    return [ServedMaps(prob[:rh, :rw], (int(oh), int(ow)), (int(rh), int(rw)), None if t is None else t[:rh, :rw])
+            for prob, (oh, ow), (rh, rw), t in zip(probability, original, resized, threshold)]
 
 
 def _check_settings(settings):
@@ -155,6 +163,11 @@ def detections(maps, **settings):
     poly_ratio = params.pop("poly_unclip_ratio")
     if params["polygon"]:
         params["unclip_ratio"] = poly_ratio
+    if params.pop("split_by_threshold"):
+        if maps.threshold is None:
+            raise ServingError("split_by_threshold needs the threshold map, which this export does not serve: "
+                               "export the model with split_by_threshold on")
+        params["threshold_map"] = maps.threshold
     polygons, scores = post.postprocess(maps.probability, maps.original_size, **params)
     return Detections(polygons, scores, maps.original_size)
 

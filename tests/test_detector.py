@@ -235,3 +235,30 @@ def test_frozen_weights_give_the_live_maps_and_live_models_see_weight_updates(ti
         np.testing.assert_array_equal(frozen_copy.predict_maps([image])[0]["probability"], frozen_before)
     finally:
         bias.assign(original)
+
+
+def test_split_by_threshold_runs_the_threshold_branch_and_needs_its_map():
+    calls = []
+
+    class RecordingModel(PixelModel):
+        def __call__(self, images, training=False, return_maps=False):
+            calls.append(return_maps)
+            return super().__call__(images, training, return_maps)
+
+    image = white_rectangle(64, 64, 10, 20, 50, 30)
+    plain = TextDetector(model=RecordingModel(), short_side=64).detect(image)
+    detector = TextDetector(model=RecordingModel(), short_side=64, split_by_threshold=True)
+    split = detector.detect(image)
+    assert calls == [False, True]   # the threshold map is computed only when the setting needs it
+    # PixelModel's threshold map (0.25) is below its probabilities (1 on text): nothing to split
+    assert [p.tolist() for p in split.polygons] == [p.tolist() for p in plain.polygons]
+    prob = np.zeros((64, 64), np.float32)
+    prob[10:20, 5:25] = prob[10:20, 30:60] = 0.9
+    prob[12:18, 25:30] = 0.5
+    threshold = np.full_like(prob, 0.3)
+    threshold[:, 25:30] = 0.7
+    assert len(detector.postprocess({"probability": prob, "threshold": threshold}, (64, 64))) == 2
+    assert len(detector.postprocess({"probability": prob, "threshold": threshold}, (64, 64),
+                                    split_by_threshold=False)) == 1
+    with pytest.raises(ValueError, match="split_by_threshold needs the threshold map"):
+        detector.postprocess({"probability": prob}, (64, 64))

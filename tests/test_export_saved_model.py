@@ -139,6 +139,27 @@ def test_bytes_signature_matches_keras_on_a_batch_of_different_sizes(exported, m
     np.testing.assert_allclose(out["probability"].numpy(), expected, atol=1e-4)
 
 
+def test_exports_for_split_by_threshold_serve_the_threshold_map(model, images, tmp_path):
+    from db_tf.export import export_metadata
+
+    settings = {**SETTINGS, "split_by_threshold": True}
+    path = export_saved_model(model, settings, tmp_path / "split", metadata=export_metadata(settings, name="t"))
+    loaded = tf.saved_model.load(str(path))
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant([png(im) for im in images]))
+    prepared = [pre.normalize(pre.resize_for_inference(im, SETTINGS["short_side"], SETTINGS["max_side"])[0],
+                              SETTINGS["mean"], SETTINGS["std"], SETTINGS["channel_order"]) for im in images]
+    batch, _ = pre.pad_batch(prepared)
+    expected = model(batch, training=False, return_maps=True)
+    for key in ("probability", "threshold"):
+        np.testing.assert_allclose(out[key].numpy(), expected[key].numpy(), atol=1e-4)
+    floats = np.random.default_rng(4).uniform(0, 255, (1, 50, 70, 3)).astype(np.float32)
+    served = loaded.signatures["serving_float"](images=tf.constant(floats))
+    assert sorted(served) == ["probability", "threshold"] and served["threshold"].shape == (1, 50, 70, 1)
+    meta = read_metadata(path)
+    assert meta["postprocess"]["split_by_threshold"] is True and "threshold" in meta["outputs"]
+    assert "threshold" not in export_metadata(SETTINGS)["outputs"]   # plain exports stay as they were
+
+
 def test_bytes_signature_resizes_by_the_policy(exported, model):
     _, loaded = exported
     rng = np.random.default_rng(3)

@@ -61,3 +61,17 @@ def test_runner_and_exporter_reject_bad_input(tflite_files, model, tmp_path):
         TFLiteRunner(tflite_files[0])(np.zeros((64, 64, 3), np.float32))
     with pytest.raises(ValueError, match="quantization"):
         export_tflite(model, SETTINGS, tmp_path / "x.tflite", quantization="int4")
+
+
+def test_tflite_exports_serve_probability_only_and_say_so(model, tmp_path, monkeypatch):
+    """TFLiteRunner reads one output, so an export asked for split_by_threshold is written without it and
+    its metadata says split_by_threshold False (clients then post-process as the file allows)."""
+    import db_tf.export.tflite as tflite
+
+    seen = []
+    monkeypatch.setattr(tflite, "export_tflite", lambda m, settings, path, q: seen.append(settings) or path)
+    export(model, {**SETTINGS, "split_by_threshold": True}, tmp_path, fmt="tflite", name="t",
+           quantizations=("float32",))
+    assert seen[0]["split_by_threshold"] is False
+    meta = json.loads((tmp_path / "t.export.json").read_text())
+    assert meta["postprocess"]["split_by_threshold"] is False and "threshold" not in meta["outputs"]

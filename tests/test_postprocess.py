@@ -249,3 +249,52 @@ def test_bad_maps_get_clear_errors():
         postprocess(np.zeros((32, 32), np.float32), valid_size=(64, 32))
     with pytest.raises(ValueError, match="score_mode"):
         postprocess(np.zeros((32, 32), np.float32), score_mode="medium")
+
+
+# ------------------------------------------------------------------------------- split_by_threshold
+def _two_words_with_a_bridge():
+    """Two 0.9 'words' joined by a 0.5 bridge: one region of P > 0.3. The threshold map is 0.7 on the
+    bridge (a text border, where DB's T is high) and 0.3 elsewhere, so P > T parts the words."""
+    prob = np.full((60, 120), 0.05, np.float32)
+    threshold = np.full_like(prob, 0.3)
+    prob[20:36, 10:50] = 0.9
+    prob[20:36, 60:110] = 0.9
+    prob[22:34, 50:60] = 0.5
+    threshold[18:38, 50:60] = 0.7
+    return prob, threshold
+
+
+@pytest.mark.parametrize("polygon", [False, True])
+def test_split_by_threshold_gives_each_word_as_if_alone(polygon):
+    prob, threshold = _two_words_with_a_bridge()
+    joined, _ = postprocess(prob, box_thresh=0.5, polygon=polygon)
+    assert len(joined) == 1   # without the threshold map: one merged detection
+    # independent expectation: each word on a map of its own (the bridge and the other word removed)
+    expected = []
+    for x0, x1 in ((10, 50), (60, 110)):
+        alone = np.full_like(prob, 0.05)
+        alone[20:36, x0:x1] = 0.9
+        expected += postprocess(alone, box_thresh=0.5, polygon=polygon)[0]
+    split, scores = postprocess(prob, box_thresh=0.5, polygon=polygon, threshold_map=threshold)
+    assert sorted(p.tolist() for p in split) == sorted(p.tolist() for p in expected)
+    np.testing.assert_allclose(scores, 0.9, atol=1e-6)
+
+
+def test_split_by_threshold_keeps_regions_it_does_not_cut_into_sizeable_pieces():
+    prob, threshold = _two_words_with_a_bridge()
+    plain = postprocess(prob, box_thresh=0.5)[0]
+    # a threshold map below P everywhere: nothing is cut
+    low = postprocess(prob, box_thresh=0.5, threshold_map=np.zeros_like(threshold))[0]
+    assert [p.tolist() for p in low] == [p.tolist() for p in plain]
+    # a map that only cuts a 2-pixel-wide sliver off the left end (short side < MIN_SIZE = 3): one sizeable
+    # piece is left, so the region stays whole (P > T must not merely erode a word)
+    sliver = np.full_like(threshold, 0.3)
+    sliver[20:36, 12:14] = 0.95       # pieces: x 10..11 (2 px) and x 14..109 (bridge not cut)
+    kept = postprocess(prob, box_thresh=0.5, threshold_map=sliver)[0]
+    assert [p.tolist() for p in kept] == [p.tolist() for p in plain]
+
+
+def test_split_by_threshold_rejects_a_smaller_threshold_map():
+    prob, threshold = _two_words_with_a_bridge()
+    with pytest.raises(ValueError, match="threshold_map of shape"):
+        postprocess(prob, threshold_map=threshold[:10])

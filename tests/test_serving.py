@@ -110,3 +110,28 @@ def test_served_maps_with_an_empty_valid_region_are_rejected_by_postprocess():
     maps = ServedMaps(np.zeros((0, 0), np.float32), (10, 10), (0, 0))
     with pytest.raises(ValueError, match="empty probability map"):
         detections(maps)
+
+
+def test_a_served_threshold_map_is_cropped_and_used_for_split_by_threshold():
+    """Two words joined by a weaker bridge in P; the threshold map is high on the bridge only."""
+    probability = np.full((1, 64, 128, 1), 0.05, np.float32)
+    probability[0, 20:36, 10:50] = probability[0, 20:36, 60:110] = 0.9
+    probability[0, 22:34, 50:60] = 0.5
+    threshold = np.full_like(probability, 0.3)
+    threshold[0, :, 50:60] = 0.7
+    threshold[0, 40:, :] = 9.0   # rows beyond resized_size: must be cropped away like the probability
+    outputs = {"probability": probability, "threshold": threshold, "original_size": np.array([[40, 128]]),
+               "resized_size": np.array([[40, 128]])}
+    row = {"predictions": [{k: v[0].tolist() for k, v in outputs.items()}]}
+    for body in (row, {"outputs": {k: v.tolist() for k, v in outputs.items()}}):
+        (maps,) = parse_rest_response(body)
+        np.testing.assert_array_equal(maps.threshold, threshold[0, :40, :, 0])
+        assert len(detections(maps, box_thresh=0.5)) == 1
+        split = detections(maps, box_thresh=0.5, split_by_threshold=True)
+        expected, _ = post.postprocess(probability[0, :40, :, 0], box_thresh=0.5, threshold_map=threshold[0, :40, :, 0])
+        assert len(split) == 2 and [p.tolist() for p in split.polygons] == [p.tolist() for p in expected]
+    del outputs["threshold"]
+    (maps,) = parse_rest_response({"outputs": {k: v.tolist() for k, v in outputs.items()}})
+    assert maps.threshold is None
+    with pytest.raises(ServingError, match="does not serve"):
+        detections(maps, split_by_threshold=True)

@@ -20,16 +20,19 @@ from pathlib import Path
 FORMATS = ("saved_model", "onnx", "tflite")
 PREPROCESS_KEYS = ("channel_order", "mean", "std", "short_side", "max_side", "size")
 POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode",
-                    "dilate", "max_candidates")
+                    "dilate", "max_candidates", "split_by_threshold")
 
 
 def export_metadata(settings, model=None, name="dbnet", extra=None):
     """The JSON-able description written beside every export."""
+    outputs = {"probability": "float32 (N, H, W, 1)", "original_size": "int32 (N, 2), serving_default",
+               "resized_size": "int32 (N, 2), serving_default"}
+    if settings.get("split_by_threshold"):
+        outputs["threshold"] = "float32 (N, H, W, 1): threshold map, for postprocess split_by_threshold"
     meta = {"name": name,
             "inputs": {"serving_default": {"image_bytes": "tf.string (N,): encoded image files"},
                        "serving_float / onnx / tflite": {"images": "float32 (N, H, W, 3): RGB 0..255"}},
-            "outputs": {"probability": "float32 (N, H, W, 1)", "original_size": "int32 (N, 2), serving_default",
-                        "resized_size": "int32 (N, 2), serving_default"},
+            "outputs": outputs,
             "preprocess": {k: _plain(settings.get(k)) for k in PREPROCESS_KEYS},
             "postprocess": {k: _plain(settings[k]) for k in POSTPROCESS_KEYS if k in settings}}
     if model is not None and hasattr(model, "get_config"):
@@ -46,6 +49,8 @@ def export(model, settings, output_dir, fmt="saved_model", version=1, name="dbne
     for key in PREPROCESS_KEYS[:5]:
         if key not in settings:
             raise ValueError(f"export settings lack {key!r} (have {sorted(settings)})")
+    if fmt == "tflite" and settings.get("split_by_threshold"):
+        settings = {**settings, "split_by_threshold": False}   # TFLiteRunner reads one output: probability
     metadata = export_metadata(settings, model, name, extra_metadata)
     output_dir = Path(output_dir)
     if fmt == "saved_model":

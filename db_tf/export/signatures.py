@@ -3,6 +3,8 @@
 ``float_images`` (SavedModel signature "serving_float"; the whole ONNX and TFLite models):
     images   float32 (N, H, W, 3): RGB pixel values 0..255, any H and W (the caller resizes)
  -> probability float32 (N, H, W, 1)
+    (and threshold float32 (N, H, W, 1) when settings["split_by_threshold"]: the client's post-processing
+    needs the threshold map then; likewise in "serving_default")
     Normalisation (channel order, mean, std) is baked in, so no client needs to know that PaddleOCR
     weights want BGR. H and W need not be multiples of 32: the images are padded with the mean colour
     to the next multiple and the map is cropped back, which equals running the padded image.
@@ -36,8 +38,8 @@ def float_images(model, settings):
     def probability_map(images):
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         network_input = gp.pad_to_multiple(_normalize(images, settings))
-        probability = model(network_input, training=False)
-        return {"probability": probability[:, :height, :width, :]}
+        maps = _network_maps(model, network_input, settings)
+        return {key: value[:, :height, :width, :] for key, value in maps.items()}
 
     return probability_map
 
@@ -65,10 +67,18 @@ def encoded_images(model, settings):
                                  tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)))
         batch = ragged.to_tensor()
         batch.set_shape([None, None, None, 3])
-        return {"probability": model(batch, training=False), "original_size": original_size,
+        return {**_network_maps(model, batch, settings), "original_size": original_size,
                 "resized_size": resized_size}
 
     return probability_maps
+
+
+def _network_maps(model, batch, settings):
+    """{"probability"} or, for post-processing with split_by_threshold, {"probability", "threshold"}."""
+    if not settings.get("split_by_threshold"):
+        return {"probability": model(batch, training=False)}
+    maps = model(batch, training=False, return_maps=True)
+    return {"probability": maps["probability"], "threshold": maps["threshold"]}
 
 
 def _normalize(images, settings):

@@ -54,7 +54,8 @@ def metadata(base, name, args):
     if args.short_side:
         preprocess["short_side"] = args.short_side
     postprocess = dict(base["postprocess"])
-    for key, value in (("thresh", args.thresh), ("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip)):
+    for key, value in (("thresh", args.thresh), ("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip),
+                       ("split_by_threshold", args.split_by_threshold)):
         if value is not None:
             postprocess[key] = value
     return {"name": name, "model": base["model"], "preprocess": preprocess, "postprocess": postprocess,
@@ -71,6 +72,8 @@ def main(argv=None):
     parser.add_argument("--thresh", type=float)
     parser.add_argument("--box-thresh", type=float)
     parser.add_argument("--unclip", type=float)
+    parser.add_argument("--split-by-threshold", action=argparse.BooleanOptionalAction, default=None,
+                        help="cut candidates where the threshold map parts them (db_tf.postprocess.split_by_threshold)")
     parser.add_argument("--source", help="provenance text for the JSON (default: --from's)")
     parser.add_argument("--license", help="licence text for the JSON (default: --from's)")
     args = parser.parse_args(argv)

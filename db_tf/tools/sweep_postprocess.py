@@ -2,7 +2,7 @@
 
     python -m db_tf.tools.sweep_postprocess --weights runs/ppocrv4_ic15/best.json \\
         --images VAL_IMAGES/ --gt VAL_GTS/ [--short-sides 736 896 1024] [--unclips 1.5 1.8 2.0] \\
-        [--score-modes fast slow] [--dilations 0 1]
+        [--score-modes fast slow] [--dilations 0 1] [--splits 0 1]
 
 For each short side the network runs ONCE per image (the probability maps are kept in memory); each
 (thresh, unclip ratio) pair is then post-processed at the lowest box threshold, and each box threshold keeps
@@ -52,6 +52,9 @@ def main(argv=None):
                         help="box score: mean over the box (fast) or the contour (slow); default: the model's")
     parser.add_argument("--dilations", type=int, nargs="+", choices=[0, 1], default=None,
                         help="dilate the binary map with a 2x2 kernel (1) or not (0); default: the model's")
+    parser.add_argument("--splits", type=int, nargs="+", choices=[0, 1], default=None,
+                        help="split candidates where the threshold map parts them (1) or not (0); default: the "
+                             "model's")
     args = parser.parse_args(argv)
 
     from db_tf.data.image_io import read_image
@@ -72,24 +75,28 @@ def main(argv=None):
     for short_side in args.short_sides:
         detector = TextDetector(weights=args.weights, short_side=short_side)
         start = time.perf_counter()
-        maps = [detector.predict_maps([image])[0] for image in images]
+        splits = args.splits if args.splits is not None else [int(detector.settings["split_by_threshold"])]
+        maps = [detector.predict_maps([image], return_maps=any(splits))[0] for image in images]
         print(f"short side {short_side}: {len(images)} images, "
               f"{(time.perf_counter() - start) * 1000 / len(images):.0f} ms per image", flush=True)
         score_modes = args.score_modes or [detector.settings["score_mode"]]
         dilations = args.dilations if args.dilations is not None else [int(detector.settings["dilate"])]
-        for thresh, unclip, score_mode, dilate in itertools.product(args.threshs, args.unclips, score_modes,
-                                                                    dilations):
+        for thresh, unclip, score_mode, dilate, split in itertools.product(args.threshs, args.unclips, score_modes,
+                                                                           dilations, splits):
             extra = f" score {score_mode} dilate {dilate}" if args.score_modes or args.dilations else ""
+            extra += f" split {split}" if args.splits else ""
             for box_thresh, totals in score_setting(detector, maps, gts, sizes, thresh, unclip, args.box_threshs,
-                                                    score_mode=score_mode, dilate=bool(dilate)):
+                                                    score_mode=score_mode, dilate=bool(dilate),
+                                                    split_by_threshold=bool(split)):
                 print(f"  short {short_side} thresh {thresh:.2f} unclip {unclip:.2f}{extra} box {box_thresh:.2f}: "
                       f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {totals['hmean']:.4f}",
                       flush=True)
                 if totals["hmean"] > best[0]:
-                    best = (totals["hmean"], (short_side, thresh, unclip, box_thresh, score_mode, dilate, totals))
-    hmean, (short_side, thresh, unclip, box_thresh, score_mode, dilate, totals) = best
+                    best = (totals["hmean"], (short_side, thresh, unclip, box_thresh, score_mode, dilate, split,
+                                              totals))
+    hmean, (short_side, thresh, unclip, box_thresh, score_mode, dilate, split, totals) = best
     print(f"best: short_side {short_side} thresh {thresh} unclip_ratio {unclip} box_thresh {box_thresh} "
-          f"score_mode {score_mode} dilate {bool(dilate)}: "
+          f"score_mode {score_mode} dilate {bool(dilate)} split_by_threshold {bool(split)}: "
           f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {hmean:.4f}")
     return 0
 

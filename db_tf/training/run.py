@@ -519,7 +519,7 @@ def _export(model, state, cfg, run_dir, name, model_kwargs, preprocess, log):
             model, run_dir, name, export_kwargs(model_kwargs),
             dict(preprocess, short_side=cfg.POSTPROCESS.SHORT_SIDE, max_side=cfg.POSTPROCESS.MAX_SIDE),
             {"thresh": cfg.POSTPROCESS.THRESH, "box_thresh": cfg.POSTPROCESS.BOX_THRESH,
-             "unclip_ratio": cfg.POSTPROCESS.UNCLIP_RATIO},
+             "unclip_ratio": cfg.POSTPROCESS.UNCLIP_RATIO, "split_by_threshold": cfg.POSTPROCESS.SPLIT_BY_THRESHOLD},
             source + ("; weights: moving average (TRAIN.EMA)" if averaged else ""),
             "weights trained with db-tf (Apache-2.0 code); the training data's terms apply to them")
     log(f"exported {path} + {path.with_name(name + '.weights.h5').name}")
