@@ -88,7 +88,7 @@ def main(argv=None):
             for box_thresh, totals in score_setting(detector, maps, gts, sizes, thresh, unclip, args.box_threshs,
                                                     score_mode=score_mode, dilate=bool(dilate),
                                                     split_by_threshold=bool(split)):
-                print(f"  short {short_side} thresh {thresh:.2f} unclip {unclip:.2f}{extra} box {box_thresh:.2f}: "
+                print(f"  short {short_side} thresh {thresh:.2f} unclip {unclip:.2f}{extra} box {box_thresh:g}: "
                       f"P {totals['precision']:.4f} R {totals['recall']:.4f} H {totals['hmean']:.4f}",
                       flush=True)
                 if totals["hmean"] > best[0]:
