@@ -45,6 +45,21 @@ def settings_from_config(cfg):
     return settings
 
 
+def postprocess_arguments(settings, threshold_map=None):
+    """db_tf.postprocess keyword arguments from TextDetector settings (all of POSTPROCESS_KEYS): the unclip
+    ratio of the chosen mode, and the threshold map when split_by_threshold asks for it."""
+    params = dict(settings)
+    poly_ratio = params.pop("poly_unclip_ratio")
+    if params["polygon"]:
+        params["unclip_ratio"] = poly_ratio
+    if params.pop("split_by_threshold"):
+        if threshold_map is None:
+            raise ValueError("split_by_threshold needs the threshold map: a model with a threshold branch, run "
+                             "with return_maps=True (exports made with split_by_threshold serve it)")
+        params["threshold_map"] = threshold_map
+    return params
+
+
 @dataclass
 class Detections:
     """Detections in one image: polygons (float32 (K, 2), integer-valued x, y; boxes have K = 4, clockwise
@@ -187,20 +202,12 @@ class TextDetector:
         unknown = set(overrides) - set(POSTPROCESS_KEYS)
         if unknown:
             raise TypeError(f"unknown post-processing settings {sorted(unknown)}; known: {POSTPROCESS_KEYS}")
-        params = {k: self.settings[k] for k in POSTPROCESS_KEYS}
-        params.update(overrides)
-        poly_ratio = params.pop("poly_unclip_ratio")
-        if params["polygon"]:
-            params["unclip_ratio"] = poly_ratio
         probability = maps["probability"] if isinstance(maps, dict) else maps
-        if params.pop("split_by_threshold"):
-            params["threshold_map"] = maps.get("threshold") if isinstance(maps, dict) else None
-            if params["threshold_map"] is None:
-                raise ValueError("split_by_threshold needs the threshold map: predict_maps(..., return_maps=True), "
-                                 "from a model with a threshold branch")
         height, width = int(image_size[0]), int(image_size[1])
-        if probability.size == 0 or height == 0 or width == 0:
+        if probability.size == 0 or height == 0 or width == 0:   # an empty image has no maps to post-process
             return Detections([], np.zeros(0, np.float32), (height, width))
+        threshold = maps.get("threshold") if isinstance(maps, dict) else None
+        params = postprocess_arguments({**{k: self.settings[k] for k in POSTPROCESS_KEYS}, **overrides}, threshold)
         polygons, scores = post.postprocess(probability, (height, width), **params)
         return Detections(polygons, scores, (height, width))
 

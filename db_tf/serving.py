@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from db_tf import postprocess as post
-from db_tf.detector import DEFAULTS, POSTPROCESS_KEYS, Detections
+from db_tf.detector import DEFAULTS, POSTPROCESS_KEYS, Detections, postprocess_arguments
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "image_bytes"
@@ -159,15 +159,8 @@ def _check_settings(settings):
 
 def detections(maps, **settings):
     """Detections in original-image coordinates from one ServedMaps (settings as TextDetector's)."""
-    params = {key: settings.get(key, DEFAULTS[key]) for key in POSTPROCESS_KEYS}
-    poly_ratio = params.pop("poly_unclip_ratio")
-    if params["polygon"]:
-        params["unclip_ratio"] = poly_ratio
-    if params.pop("split_by_threshold"):
-        if maps.threshold is None:
-            raise ServingError("split_by_threshold needs the threshold map, which this export does not serve: "
-                               "export the model with split_by_threshold on")
-        params["threshold_map"] = maps.threshold
+    params = postprocess_arguments({key: settings.get(key, DEFAULTS[key]) for key in POSTPROCESS_KEYS},
+                                   maps.threshold)
     polygons, scores = post.postprocess(maps.probability, maps.original_size, **params)
     return Detections(polygons, scores, maps.original_size)
 

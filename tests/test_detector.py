@@ -262,3 +262,4 @@ def test_split_by_threshold_runs_the_threshold_branch_and_needs_its_map():
                                     split_by_threshold=False)) == 1
     with pytest.raises(ValueError, match="split_by_threshold needs the threshold map"):
         detector.postprocess({"probability": prob}, (64, 64))
+    assert len(detector.detect(np.zeros((0, 5, 3), np.uint8))) == 0   # an empty image has no maps, and no error

@@ -133,5 +133,5 @@ def test_a_served_threshold_map_is_cropped_and_used_for_split_by_threshold():
     del outputs["threshold"]
     (maps,) = parse_rest_response({"outputs": {k: v.tolist() for k, v in outputs.items()}})
     assert maps.threshold is None
-    with pytest.raises(ServingError, match="does not serve"):
+    with pytest.raises(ValueError, match="split_by_threshold needs the threshold map"):
         detections(maps, split_by_threshold=True)
