@@ -163,11 +163,11 @@ class TextDetector:
         """
         single = _is_single(images)
         batch = [images] if single else list(images)
+        need_maps = return_maps or bool(overrides.get("split_by_threshold", self.settings["split_by_threshold"]))
         results = []
         for start in range(0, len(batch), self.batch_size):
             chunk = [_load(item) for item in batch[start:start + self.batch_size]]
-            split = overrides.get("split_by_threshold", self.settings["split_by_threshold"])
-            maps = self.predict_maps(chunk, return_maps=return_maps or bool(split))
+            maps = self.predict_maps(chunk, return_maps=need_maps)
             for image_maps, image in zip(maps, chunk):
                 result = self.postprocess(image_maps, image.shape[:2], **overrides)
                 if return_maps:

@@ -113,8 +113,8 @@ def parse_rest_response(body):
         rows = body["predictions"]
         if rows and not isinstance(rows[0], dict):
             raise ServingError("the response has no named outputs: was the model exported by db-tf's export.py?")
-        outputs = {name: [row.get(name) for row in rows] for name in OUTPUT_NAMES + OPTIONAL_OUTPUTS
-                   if name in rows[0]}
+        served = OUTPUT_NAMES + tuple(name for name in OPTIONAL_OUTPUTS if any(name in row for row in rows))
+        outputs = {name: [row.get(name) for row in rows] for name in served}
     elif "outputs" in body:  # columnar format
         outputs = body["outputs"]
     else:

@@ -68,6 +68,8 @@ def test_bad_responses_raise_serving_errors():
         parse_rest_response({"outputs": outputs})
     with pytest.raises(ServingError, match="unexpected TF Serving response"):
         parse_rest_response({"result": []})
+    with pytest.raises(ServingError, match="inconsistent outputs"):
+        parse_rest_response({"predictions": []})
 
 
 def test_detections_are_scaled_to_the_original_image_and_ignore_the_padding():

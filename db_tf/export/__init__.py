@@ -17,10 +17,10 @@ saved_model, onnx, tflite.
 import json
 from pathlib import Path
 
+from db_tf.detector import POSTPROCESS_KEYS   # the post-processing settings a client needs, as TextDetector's
+
 FORMATS = ("saved_model", "onnx", "tflite")
 PREPROCESS_KEYS = ("channel_order", "mean", "std", "short_side", "max_side", "size")
-POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode",
-                    "dilate", "max_candidates", "split_by_threshold")
 
 
 def export_metadata(settings, model=None, name="dbnet", extra=None):
