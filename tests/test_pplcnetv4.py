@@ -130,3 +130,12 @@ def test_v6_small_dbnet_config_round_trip_and_gradients():
     gradients = tape.gradient(losses["total_loss"], model.trainable_variables)
     assert np.isfinite(losses["total_loss"].numpy())
     assert [v.path for v, g in zip(model.trainable_variables, gradients) if g is None] == []
+
+
+def test_gelu_is_built_from_erf_so_the_onnx_export_can_translate_it():
+    """tf.nn.gelu(approximate=False) lowers to Erfc, an op tf2onnx cannot convert: the block must use Erf."""
+    block = LCNetV4Block(4)
+    x = tf.TensorSpec((1, 4, 4, 4), tf.float32)
+    block(np.zeros((1, 4, 4, 4), "float32"))
+    ops_used = {op.type for op in tf.function(block).get_concrete_function(x).graph.get_operations()}
+    assert "Erf" in ops_used and "Erfc" not in ops_used

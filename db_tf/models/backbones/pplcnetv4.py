@@ -16,6 +16,8 @@ the same function and fine-tunes normally (it has no batch normalisation). Read 
 
 The outputs of the four stages are C2..C5 (strides 4, 8, 16, 32; 48, 96, 192, 384 channels).
 """
+import math
+
 import keras
 from keras import layers, ops
 
@@ -32,7 +34,9 @@ SMALL_STAGES = (
 
 
 def gelu(x):
-    return keras.activations.gelu(x, approximate=False)
+    """Exact GELU written with erf, as the exported graph does: TensorFlow's own (tf.nn.gelu) uses erfc,
+    which the ONNX converter cannot translate."""
+    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
 class LCNetV4Block(layers.Layer):
