@@ -261,6 +261,16 @@ def np_up(x, factor):
     return x.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
+def np_rsefpn(feats, neck, smooth=np_rse):
+    """RSEFPN's wiring in numpy: laterals, top-down sums, `smooth(P, layer)` per level, upsample, concat."""
+    l2, l3, l4, l5 = (np_rse(f, layer) for f, layer in zip(feats, neck.laterals))
+    p4 = l4 + np_up(l5, 2)
+    p3 = l3 + np_up(p4, 2)
+    p2 = l2 + np_up(p3, 2)
+    s2, s3, s4, s5 = (smooth(p, layer) for p, layer in zip((p2, p3, p4, l5), neck.smooth))
+    return np.concatenate([np_up(s5, 8), np_up(s4, 4), np_up(s3, 2), s2], axis=-1)
+
+
 def test_rsefpn_matches_numpy_reference():
     neck = RSEFPN(inner_channels=16)
     assert NECKS["rsefpn"] is RSEFPN
@@ -269,12 +279,7 @@ def test_rsefpn_matches_numpy_reference():
     neck(feats)
     randomize(neck, 0.3)
     out = to_numpy(neck(feats))
-    l2, l3, l4, l5 = (np_rse(f, layer) for f, layer in zip(feats, neck.laterals))
-    p4 = l4 + np_up(l5, 2)
-    p3 = l3 + np_up(p4, 2)
-    p2 = l2 + np_up(p3, 2)
-    s2, s3, s4, s5 = (np_rse(p, layer) for p, layer in zip((p2, p3, p4, l5), neck.smooth))
-    expected = np.concatenate([np_up(s5, 8), np_up(s4, 4), np_up(s3, 2), s2], axis=-1)
+    expected = np_rsefpn(feats, neck)
     assert out.shape == (2, 8, 16, 16) == neck.compute_output_shape(shapes)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 

@@ -11,7 +11,7 @@ from db_tf.models.backbones import BACKBONES
 from db_tf.models.backbones.pplcnetv4 import HGStem, LCNetV4Block, LCNetV4Downsample, pplcnetv4_small
 from db_tf.models.necks import NECKS
 from db_tf.models.necks.replkfpn import RepLKFPN
-from tests.test_pplcnetv3 import np_conv, np_rse, np_se, np_up, randomize
+from tests.test_pplcnetv3 import np_conv, np_rse, np_rsefpn, np_se, randomize
 
 RNG = np.random.default_rng(17)
 
@@ -93,16 +93,11 @@ def test_replkfpn_matches_numpy_reference():
     neck(feats)
     randomize(neck, 0.3)
     out = to_numpy(neck(feats))
-    l2, l3, l4, l5 = (np_rse(f, layer) for f, layer in zip(feats, neck.laterals))
-    p4 = l4 + np_up(l5, 2)
-    p3 = l3 + np_up(p4, 2)
-    p2 = l2 + np_up(p3, 2)
 
     def smooth(p, layer):
         return np_rse(np_dense_conv(p, layer.depthwise, 1, 3, depthwise=True), layer.pointwise)
 
-    s2, s3, s4, s5 = (smooth(p, layer) for p, layer in zip((p2, p3, p4, l5), neck.smooth))
-    expected = np.concatenate([np_up(s5, 8), np_up(s4, 4), np_up(s3, 2), s2], axis=-1)
+    expected = np_rsefpn(feats, neck, smooth)
     assert out.shape == (2, 8, 16, 16)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
