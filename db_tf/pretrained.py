@@ -2,7 +2,7 @@
 
 The JSON says how to rebuild and use the model (schema in the project brief)::
 
-    {"name": ..., "model": {DBNet keyword arguments},
+    {"name": ..., "model": {DBNet keyword arguments} or {"members": [DBNet keyword arguments, ...]} (an ensemble),
      "preprocess": {"channel_order", "mean", "std", "short_side", "max_side"},
      "postprocess": {"thresh", "box_thresh", "unclip_ratio", "split_by_threshold"}, "source": ..., "license": ...}
 
@@ -100,12 +100,12 @@ def load_pretrained(name_or_json_path, weights_dir=None):
     weights = weights_path(json_path)
     if not weights.is_file():
         raise PretrainedError(f"{json_path}: its weights file {weights} is missing")
-    from db_tf.models import DBNet  # TensorFlow only now
+    from db_tf.models import model_from_kwargs  # TensorFlow only now
 
     try:
-        model = DBNet(**meta["model"])
+        model = model_from_kwargs(meta["model"])
     except (TypeError, ValueError) as exc:
-        raise PretrainedError(f"{json_path}: cannot build DBNet(**{meta['model']}): {exc}") from None
+        raise PretrainedError(f"{json_path}: cannot build the model {meta['model']}: {exc}") from None
     load_weights(model, weights)
     return model, meta
 

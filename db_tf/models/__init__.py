@@ -1,5 +1,6 @@
-"""DBNet models: `build_model(cfg.MODEL)` or `DBNet(...)` directly."""
+"""DBNet models: `build_model(cfg.MODEL)` or `DBNet(...)` directly; `DBNetEnsemble` averages several."""
 from db_tf.models.dbnet import DBNet
+from db_tf.models.ensemble import DBNetEnsemble
 
 
 def build_model(model_cfg):
@@ -10,3 +11,9 @@ def build_model(model_cfg):
     """
     return DBNet(backbone=model_cfg.BACKBONE, neck=model_cfg.NECK, inner_channels=model_cfg.INNER_CHANNELS,
                  k=model_cfg.K, backbone_weights=model_cfg.BACKBONE_WEIGHTS or None)
+
+
+def model_from_kwargs(kwargs):
+    """The model a pretrained JSON's "model" object describes: DBNet keyword arguments, or {"members": [...]}
+    for a DBNetEnsemble."""
+    return DBNetEnsemble(**kwargs) if "members" in kwargs else DBNet(**kwargs)

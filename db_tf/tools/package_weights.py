@@ -5,12 +5,16 @@
     # the mean of several checkpoints of one run instead of one of them:
     python -m db_tf.tools.package_weights --from runs/ppocrv4_ic15/final.json --name ppocrv4_ic15 \\
         --average runs/ppocrv4_ic15/checkpoints/ckpt-00003200 runs/ppocrv4_ic15/checkpoints/ckpt-00003360 ...
+    # an ensemble (db_tf.models.DBNetEnsemble: the mean of the models' maps) of shipped / trained models:
+    python -m db_tf.tools.package_weights --from ppocrv4_ic15 runs/ppocrv6_ic15_stage2/final.json --name ens
 
 --from is a pretrained-schema JSON with its .weights.h5 beside it (train.py writes best.json / final.json): it
 gives the architecture, the preprocessing and, unless --average is given, the weights. --average takes
 checkpoint directories (or .weights.h5 files) of the SAME architecture and writes the element-wise mean of
 every weight (batch-norm statistics included), the usual "checkpoint averaging" of the last few checkpoints
-of a run. Post-processing settings and the test short side should be chosen on a validation split
+of a run. Several --from models make an ensemble whose weights file holds all of theirs; they must share the
+normalisation (channel order, mean, std), and the first one's preprocessing and post-processing are the
+defaults. Post-processing settings and the test short side should be chosen on a validation split
 (db_tf.tools.sweep_postprocess). The files are written without optimizer state.
 """
 import argparse
@@ -49,6 +53,39 @@ def average_into(model, paths):
     return model
 
 
+NORMALISATION_KEYS = ("channel_order", "mean", "std")
+
+
+def load_models(bases, average=None):
+    """-> (model, metadata to start from): one --from model (with --average: the mean of the checkpoints),
+    or the DBNetEnsemble of several."""
+    from db_tf.pretrained import load_pretrained
+
+    if len(bases) == 1:
+        model, base = load_pretrained(bases[0])
+        return (average_into(model, average) if average else model), base
+    if average:
+        raise ValueError("--average takes checkpoints of one model: give a single --from with it")
+    return ensemble_of([load_pretrained(base) for base in bases])
+
+
+def ensemble_of(loaded):
+    """[(DBNet, metadata), ...] -> (DBNetEnsemble holding copies of their weights, metadata)."""
+    from db_tf.models import DBNetEnsemble
+
+    first = loaded[0][1]
+    for _, meta in loaded[1:]:
+        different = [k for k in NORMALISATION_KEYS if meta["preprocess"][k] != first["preprocess"][k]]
+        if different:
+            raise ValueError(f"{meta['name']} normalises its input differently from {first['name']} ({different}): "
+                             f"ensemble members share one input image")
+    ensemble = DBNetEnsemble([model.get_config() for model, _ in loaded])
+    for member, (model, _) in zip(ensemble.members, loaded):
+        member.set_weights(model.get_weights())
+    source = "mean of the maps of " + "; ".join(f"{meta['name']} ({meta.get('source', '')})" for _, meta in loaded)
+    return ensemble, {**first, "model": {"members": ensemble.member_configs}, "source": source}
+
+
 def metadata(base, name, args):
     preprocess = dict(base["preprocess"])
     if args.short_side:
@@ -64,7 +101,8 @@ def metadata(base, name, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="base", required=True, help="pretrained-schema JSON (e.g. runs/X/best.json)")
+    parser.add_argument("--from", dest="bases", nargs="+", required=True,
+                        help="pretrained name or pretrained-schema JSON (e.g. runs/X/best.json); several: an ensemble")
     parser.add_argument("--name", required=True)
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "weights"))
     parser.add_argument("--average", nargs="+", help="checkpoint directories / .weights.h5 files to average")
@@ -78,12 +116,12 @@ def main(argv=None):
     parser.add_argument("--license", help="licence text for the JSON (default: --from's)")
     args = parser.parse_args(argv)
 
-    from db_tf.pretrained import load_pretrained
     from db_tf.training.checkpoints import write_weights_without_optimizer
 
-    model, base = load_pretrained(args.base)
-    if args.average:
-        average_into(model, args.average)
+    try:
+        model, base = load_models(args.bases, args.average)
+    except ValueError as exc:   # PretrainedError included: the message names the file and the problem
+        parser.error(str(exc))
     out_dir = Path(args.out_dir)
     write_weights_without_optimizer(model, out_dir / f"{args.name}.weights.h5")
     meta = metadata(base, args.name, args)
