@@ -1,4 +1,4 @@
-"""The shipped ICDAR 2015 model still scores what README's model table says on the validation split.
+"""The shipped ICDAR 2015 models still score what README's model table says on the validation split.
 
 Runs evaluate.py end to end (decode, resize to the model's short side, forward, post-process, ICDAR 2015
 protocol) on img_901..img_1000 of ../shared's ICDAR 2015 train split, which no stage trained on. Guards the
@@ -11,9 +11,11 @@ import pytest
 
 import evaluate
 
-# README's model table and weights/ppocrv4_ic15.json state these (short side 1280, thresh 0.3, box 0.5, unclip 1.3,
+# README's model table and the models' JSON state these (both: short side 1280, thresh 0.3, box 0.5, unclip 1.3,
 # split_by_threshold)
-PPOCRV4_IC15 = {"precision": 0.7953, "recall": 0.7953, "hmean": 0.7953, "matched": 404, "gt_care": 508}
+PUBLISHED = {"ppocrv4_ic15": {"precision": 0.7953, "recall": 0.7953, "hmean": 0.7953, "matched": 404, "gt_care": 508},
+             "ppocrv4_v6_ic15": {"precision": 0.8241, "recall": 0.7933, "hmean": 0.8084, "matched": 403,
+                                 "gt_care": 508}}
 
 
 def _validation_split(shared_data, tmp_path):
@@ -27,13 +29,15 @@ def _validation_split(shared_data, tmp_path):
     return images, gts
 
 
-def test_ppocrv4_ic15_scores_its_published_validation_numbers(shared_data, tmp_path):
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_shipped_model_scores_its_published_validation_numbers(name, shared_data, tmp_path):
+    published = PUBLISHED[name]
     images, gts = _validation_split(shared_data, tmp_path)
     report = tmp_path / "report.json"
-    assert evaluate.main(["--images", str(images), "--gt", str(gts), "--weights", "ppocrv4_ic15",
+    assert evaluate.main(["--images", str(images), "--gt", str(gts), "--weights", name,
                           "--per-image", str(report)]) == 0
     totals = json.loads(report.read_text())["totals"]
     assert totals["images"] == 100
-    assert (totals["matched"], totals["gt_care"]) == (PPOCRV4_IC15["matched"], PPOCRV4_IC15["gt_care"])
+    assert (totals["matched"], totals["gt_care"]) == (published["matched"], published["gt_care"])
     for key in ("precision", "recall", "hmean"):
-        assert totals[key] == pytest.approx(PPOCRV4_IC15[key], abs=5e-5), key
+        assert totals[key] == pytest.approx(published[key], abs=5e-5), key
