@@ -17,6 +17,11 @@ MMOCR does), after the fixed-threshold result. Box thresholds only filter detect
 post-processing step is independent of it: see tests/test_postprocess.py), so the model runs once at the
 lowest threshold and each sweep value keeps the detections with score >= value: no map cache is needed, and
 the sweep also works on detection files that carry scores.
+
+--bootstrap N prints a 95 % interval of hmean from N resamples of the images; --compare-to B.json (written by
+--per-image for another model or setting) prints this result's hmean minus B's with a paired interval: both
+are scored on the same resampled images, which tells whether a difference between two models on a small
+validation split is more than the images' noise.
 """
 import argparse
 import os
@@ -49,6 +54,9 @@ def build_parser():
     parser.add_argument("--sweep", action="store_true", help="also sweep box_thresh, report the best hmean")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="also print a 95%% interval of hmean from N bootstrap resamples of the images")
+    parser.add_argument("--compare-to", metavar="FILE.json",
+                        help="another model's --per-image JSON on the same images: print the hmean difference "
+                             "with a paired bootstrap interval (--bootstrap resamples, default 1000)")
     parser.add_argument("--sweep-range", nargs=3, type=float, default=[0.3, 0.9, 0.05],
                         metavar=("START", "STOP", "STEP"), help="box_thresh values, STOP included")
     model = parser.add_argument_group("with --images")
@@ -189,6 +197,33 @@ def samples_from_model(args, cfg, thresholds):
     return samples, failed, fixed
 
 
+def read_per_image_counts(path, names):
+    """ImageResult counts per image from a --per-image JSON, in the order of `names` (which it must cover)."""
+    from db_tf.metrics import ImageResult
+
+    try:
+        images = json.loads(Path(path).read_text(encoding="utf-8"))["images"]
+        counts = {name: ImageResult(int(r["gt_care"]), int(r["det_care"]), int(r["matched"]))
+                  for name, r in images.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--compare-to {path}: not a per-image JSON written by evaluate.py --per-image "
+                         f"({type(exc).__name__}: {exc})") from None
+    if set(counts) != set(names):
+        raise ValueError(f"--compare-to {path}: scored other images (only here: {_names(set(names) - set(counts))}; "
+                         f"only there: {_names(set(counts) - set(names))})")
+    return [counts[name] for name in names]
+
+
+def print_comparison(per_image, path, resamples):
+    from db_tf.metrics import paired_bootstrap
+
+    names = sorted(per_image)
+    baseline = read_per_image_counts(path, names)
+    difference, low, high, higher = paired_bootstrap([per_image[n] for n in names], baseline, resamples)
+    print(f"hmean minus {path}'s: {difference:+.4f}, 95% interval {low:+.4f} .. {high:+.4f} ({resamples} paired "
+          f"bootstrap resamples of the {len(names)} images; higher in {higher:.0%} of them)")
+
+
 def _line(totals):
     return (f"precision {totals['precision']:.4f}  recall {totals['recall']:.4f}  hmean {totals['hmean']:.4f}  "
             f"(matched {totals['matched']}, care GT {totals['gt_care']}, care detections {totals['det_care']}, "
@@ -227,6 +262,12 @@ def main(argv=None):
         low, high = bootstrap_interval(list(per_image.values()), args.bootstrap)
         print(f"hmean 95% interval {low:.4f} .. {high:.4f} ({args.bootstrap} bootstrap resamples of the "
               f"{len(per_image)} images)")
+    if args.compare_to and per_image:
+        try:
+            print_comparison(per_image, args.compare_to, args.bootstrap or 1000)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     swept = sweep(samples, thresholds)
     if swept:
         print("box_thresh sweep:")

@@ -155,11 +155,39 @@ def bootstrap_interval(results, resamples=1000, level=0.95, seed=0):
     """
     if not results:
         raise ValueError("bootstrap_interval needs at least one image result")
-    counts = np.array([(r.matched, r.gt_care, r.det_care) for r in results], np.float64)
-    draws = np.random.default_rng(seed).integers(0, len(results), size=(int(resamples), len(results)))
-    _, _, hmean = _scores(*counts[draws].sum(axis=1).T)
+    hmeans = _resampled_hmeans(_counts(results), _draws(len(results), resamples, seed))
+    return _percentile_interval(hmeans, level)
+
+
+def paired_bootstrap(results, baseline, resamples=1000, level=0.95, seed=0):
+    """hmean(results) - hmean(baseline) for two models scored on the same images (same order), with a
+    percentile-bootstrap interval: each resample draws one set of images and scores both models on it, so
+    what the images do to both (hard images, easy ones) cancels and only the models' difference varies.
+    -> (difference, low, high, share of resamples in which `results` scores higher)."""
+    if len(results) != len(baseline) or not results:
+        raise ValueError(f"paired_bootstrap needs results for the same images, got {len(results)} and "
+                         f"{len(baseline)}")
+    draws = _draws(len(results), resamples, seed)
+    differences = (_resampled_hmeans(_counts(results), draws) - _resampled_hmeans(_counts(baseline), draws))
+    difference = combine(results)["hmean"] - combine(baseline)["hmean"]
+    return (difference, *_percentile_interval(differences, level), float(np.mean(differences > 0)))
+
+
+def _counts(results):
+    return np.array([(r.matched, r.gt_care, r.det_care) for r in results], np.float64)
+
+
+def _draws(images, resamples, seed):
+    return np.random.default_rng(seed).integers(0, images, size=(int(resamples), images))
+
+
+def _resampled_hmeans(counts, draws):
+    return _scores(*counts[draws].sum(axis=1).T)[2]
+
+
+def _percentile_interval(values, level):
     tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(hmean, [tail, 100 - tail])
+    low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
 
 
