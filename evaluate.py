@@ -209,8 +209,8 @@ def read_per_image_counts(path, names):
         raise ValueError(f"--compare-to {path}: not a per-image JSON written by evaluate.py --per-image "
                          f"({type(exc).__name__}: {exc})") from None
     if set(counts) != set(names):
-        raise ValueError(f"--compare-to {path}: scored other images (only here: {_names(set(names) - set(counts))}; "
-                         f"only there: {_names(set(counts) - set(names))})")
+        only_here, only_there = _names(set(names) - set(counts)) or "none", _names(set(counts) - set(names)) or "none"
+        raise ValueError(f"--compare-to {path}: scored other images (only here: {only_here}; only there: {only_there})")
     return [counts[name] for name in names]
 
 

@@ -82,13 +82,14 @@ def test_compare_to_another_per_image_report(dataset, tmp_path, capsys):
     assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--per-image", str(baseline)]) == 0
     (pred / "res_img_1.txt").write_text(box_line(0, 0, 100, 20, 0.9) + box_line(0, 50, 100, 70, 0.8))  # fits GT 2
     capsys.readouterr()
-    assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--compare-to", str(baseline), "--bootstrap", "300"]) == 0
+    assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--compare-to", str(baseline),
+                          "--bootstrap", "300"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("hmean minus"))
     # 3 of 3 care words with 4 care detections (img_3's false positive stays): hmean 6/7, against 2 of 3 (4/7)
     assert f"{6 / 7 - 4 / 7:+.4f}" in line and "300 paired bootstrap resamples of the 3 images" in line
     (gt / "gt_img_4.txt").write_text(box_line(10, 10, 60, 30, "y"))
     assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--compare-to", str(baseline)]) == 2
-    assert "scored other images (only here: img_4; only there: )" in capsys.readouterr().err
+    assert "scored other images (only here: img_4; only there: none)" in capsys.readouterr().err
     baseline.write_text("[1, 2]")
     assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--compare-to", str(baseline)]) == 2
     assert f"--compare-to {baseline}: not a per-image JSON" in capsys.readouterr().err

@@ -5,8 +5,8 @@ import pytest
 from matplotlib.path import Path as MplPath
 from shapely.geometry import Polygon
 
-from db_tf.metrics import (ImageResult, bootstrap_interval, combine, paired_bootstrap, evaluate, evaluate_image, iou_matrix,
-                           read_detections, to_geometry)
+from db_tf.metrics import (ImageResult, bootstrap_interval, combine, evaluate, evaluate_image, iou_matrix,
+                           paired_bootstrap, read_detections, to_geometry)
 
 
 def rect(x0, y0, x1, y1):
@@ -245,7 +245,8 @@ def test_paired_bootstrap_agrees_with_a_loop_over_combine():
                    for row in draws]   # both models on the same drawn images, one draw at a time
     difference, low, high, higher = paired_bootstrap(model, baseline, resamples=400, level=0.8, seed=2)
     assert difference == pytest.approx(combine(model)["hmean"] - combine(baseline)["hmean"])
-    assert low == pytest.approx(np.percentile(differences, 10)) and high == pytest.approx(np.percentile(differences, 90))
+    assert low == pytest.approx(np.percentile(differences, 10))
+    assert high == pytest.approx(np.percentile(differences, 90))
     assert higher == pytest.approx(np.mean(np.array(differences) > 0))
 
 
