@@ -9,7 +9,7 @@ import tensorflow as tf
 from db_tf import preprocess as pre
 from db_tf.detector import TextDetector
 from db_tf.export.saved_model import export_saved_model
-from db_tf.models import DBNet, DBNetEnsemble
+from db_tf.models import DBNetEnsemble, constructor_kwargs
 from db_tf.pretrained import load_pretrained
 from db_tf.tools.package_weights import main as package
 from export_support import tiny_model
@@ -69,7 +69,7 @@ def test_config_round_trip_and_clear_errors(ensemble, images):
 
 def write_pretrained(model, folder, name, **preprocess):
     model.save_weights(str(folder / f"{name}.weights.h5"))
-    meta = {"name": name, "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},
+    meta = {"name": name, "model": constructor_kwargs(model.get_config()),
             "preprocess": {**PREPROCESS, **preprocess}, "postprocess": {"box_thresh": 0.5}, "source": f"run {name}"}
     (folder / f"{name}.json").write_text(json.dumps(meta))
     return str(folder / f"{name}.json")

@@ -36,7 +36,9 @@ def export_metadata(settings, model=None, name="dbnet", extra=None):
             "preprocess": {k: _plain(settings.get(k)) for k in PREPROCESS_KEYS},
             "postprocess": {k: _plain(settings[k]) for k in POSTPROCESS_KEYS if k in settings}}
     if model is not None and hasattr(model, "get_config"):
-        meta["model"] = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+        from db_tf.models import constructor_kwargs
+
+        meta["model"] = constructor_kwargs(model.get_config())
     meta.update(extra or {})
     return meta
 

@@ -1,5 +1,5 @@
 """DBNet models: `build_model(cfg.MODEL)` or `DBNet(...)` directly; `DBNetEnsemble` averages several."""
-from db_tf.models.dbnet import DBNet
+from db_tf.models.dbnet import DBNet, constructor_kwargs
 from db_tf.models.ensemble import DBNetEnsemble
 
 

@@ -242,6 +242,12 @@ class DBNet(keras.Model):
         tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, gradients, statistics))
 
 
+def constructor_kwargs(config):
+    """A model's get_config() without Keras' bookkeeping keys ("name", "trainable"): the keyword arguments a
+    pretrained JSON's "model" object holds."""
+    return {key: value for key, value in dict(config).items() if key not in ("name", "trainable")}
+
+
 def _all_finite(tensors):
     return ops.all(ops.stack([ops.all(ops.isfinite(t)) for t in tensors if t is not None]))
 

@@ -13,7 +13,7 @@ amplifying factor k. Train the members on their own (train.py); an ensemble is n
 import keras
 from keras import ops
 
-from db_tf.models.dbnet import DBNet
+from db_tf.models.dbnet import DBNet, constructor_kwargs
 
 
 class DBNetEnsemble(keras.Model):
@@ -23,7 +23,7 @@ class DBNetEnsemble(keras.Model):
         super().__init__(name=name, **kwargs)
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
-        self.member_configs = [_member_kwargs(config) for config in members]
+        self.member_configs = [constructor_kwargs(config) for config in members]   # a member's name is its position
         self.members = [DBNet(**config, name=f"member_{index}") for index, config in enumerate(self.member_configs)]
         factors = sorted({member.k for member in self.members})
         if len(factors) > 1:
@@ -53,11 +53,6 @@ class DBNetEnsemble(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _member_kwargs(config):
-    """DBNet keyword arguments without the Keras bookkeeping keys (a member's name is its position)."""
-    return {key: value for key, value in dict(config).items() if key not in ("name", "trainable")}
 
 
 def _mean(tensors):
