@@ -21,7 +21,9 @@ Why these settings (pilot runs are logged in the notes of issue #8):
 """
 from pathlib import Path
 
-from db_config import cfg
+from db_tf.config import load_config
+
+cfg = load_config()   # a fresh copy of db_config.py's defaults (its module object stays untouched)
 
 _IC15 = Path(__file__).resolve().parents[2] / "shared" / "data" / "icdar2015_train"
 

@@ -15,10 +15,11 @@ Result (validation hmean per epoch, shipped settings without split_by_threshold)
   seed 3:      0.790 0.786 0.790 0.791     seed 4: 0.789 0.786 0.785 0.784
 The mean of the five final weights: 0.790, and 0.795 with POSTPROCESS.SPLIT_BY_THRESHOLD (shipped as ppocrv4_ic15).
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage8.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage8.py"))
 
 cfg.TRAIN.RUN_DIR = "runs/ppocrv4_ic15_stage10"
 cfg.TRAIN.EPOCHS = 4                         # 4 x 112 = 448 steps

@@ -14,10 +14,11 @@ Result: stopped after epoch 1, which validated at P 0.733 R 0.795 H 0.763 (stage
 the larger image finds more words but many more false positives. The shipped model at short side 1408 / 1536
 (split_by_threshold, best box_thresh of 0.45 / 0.5 / 0.55): 0.785 / 0.768, vs 0.795 at 1280.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage10.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage10.py"))
 
 cfg.DATA.AUG.SCALE = [1.4, 2.8]
 cfg.POSTPROCESS.SHORT_SIDE = 1536

@@ -16,10 +16,11 @@ runs/ppocrv4_ic15/checkpoints/ckpt-00001232). Changes from stage 1:
     ones can be averaged (python -m db_tf.tools.package_weights).
 Everything else (data, crops, batch, augmentation, loss) is stage 1's.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15.py"))
 
 cfg.MODEL.NAME = "ppocrv4_ic15"              # stage 1's result: architecture, weights, BGR preprocessing
 

@@ -20,10 +20,11 @@ What changes, and why:
 Everything else is stage 2's (BN frozen except the threshold branch, validation every epoch at the
 shipped settings: short side 1280, thresh 0.3, box 0.5, unclip 1.3).
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage2.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage2.py"))
 
 cfg.DATA.AUG.CROP_MODE = "window"
 cfg.DATA.AUG.SCALE = [1.2, 2.4]

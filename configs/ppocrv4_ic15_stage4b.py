@@ -7,10 +7,11 @@ variant starts from the same point (stage 3's weights: git show 03128d6:weights/
 .json, saved e.g. as /tmp/ppocrv4_ic15_stage3.*) and never goes above Adam 5e-5 (50 warm-up steps, poly decay
 to zero over 6 epochs = 672 steps); window crops at the test zoom and weight averaging as stage 4.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage4.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage4.py"))
 
 cfg.TRAIN.RUN_DIR = "runs/ppocrv4_ic15_stage4b"
 cfg.TRAIN.EPOCHS = 6                         # 6 x 112 = 672 steps

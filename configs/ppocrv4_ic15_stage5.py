@@ -8,10 +8,11 @@ was only slowly recovering as the lr decayed. So this stage starts from stage 4'
 weights, runs/ppocrv4_ic15_stage4/best.json) and trains at Adam 5e-5 (50 warm-up steps, poly decay to zero
 over 14 epochs = 1568 steps), everything else as stage 4.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage4.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage4.py"))
 
 cfg.MODEL.NAME = "runs/ppocrv4_ic15_stage4/best.json"
 

@@ -8,10 +8,11 @@ averaging the two maps gives 0.776. Every stage so far trained on 50 % mirrored 
 augmentation). This stage is stage 5 (from stage 4's best, Adam 5e-5, 50 warm-up steps, window crops at the
 test zoom, weight averaging) with DATA.AUG.FLIP = False and 10 epochs, so its curve compares with stage 5's.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage5.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage5.py"))
 
 cfg.DATA.AUG.FLIP = False
 

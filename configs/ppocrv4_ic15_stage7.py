@@ -8,10 +8,11 @@ backbone (1.0 M of the 1.19 M weights) as stage 4 left it and adapts only the ne
 with fewer weights to move the lr is 1e-4 (stage 5: 5e-5). Otherwise stage 5: from stage 4's best, window
 crops at the test zoom, weight averaging, 10 epochs.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage5.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage5.py"))
 
 cfg.TRAIN.FREEZE = ["backbone"]
 cfg.TRAIN.LR = 0.0001

@@ -8,10 +8,11 @@ positive ones (the official setting); ICDAR 2015 words are small, so that is a s
 This stage takes 5 times as many (TRAIN.LOSS.NEGATIVE_RATIO = 5); otherwise stage 7 (backbone frozen, from stage 4's
 best, Adam 1e-4, window crops at the test zoom, weight averaging, 10 epochs).
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage7.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage7.py"))
 
 cfg.TRAIN.LOSS.NEGATIVE_RATIO = 5.0
 

@@ -7,10 +7,11 @@ From stage 8's best epoch (backbone frozen, 5:1 hard negatives): 8:1 hard negati
 0.003 above stage 5 with them, epoch by epoch). Backbone frozen, Adam 1e-4 with 50 warm-up steps, window crops
 at the test zoom, weight averaging, 8 epochs.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage8.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage8.py"))
 
 cfg.MODEL.NAME = "runs/ppocrv4_ic15_stage8/best.json"
 cfg.DATA.AUG.FLIP = False

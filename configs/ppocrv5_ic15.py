@@ -17,10 +17,11 @@ Result: stopped after 5 of 12 epochs, validating at 0.435 0.564 0.619 0.646 0.64
 too slow a start from line-level weights at this lr (ppocrv4_ic15's stage 1 ran at 1e-3), and nothing here
 suggested PP-OCRv5 would end above PP-OCRv4; configs/ppocrv6_ic15.py took its place.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage4.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage4.py"))
 
 cfg.MODEL.NAME = "ppocrv5_mobile"
 cfg.TRAIN.RUN_DIR = "runs/ppocrv5_ic15"

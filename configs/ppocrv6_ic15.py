@@ -16,10 +16,11 @@ The model has no batch norm (the export merged them), so nothing needs freezing.
 Result (validation hmean per epoch, short side 1280, box 0.5, unclip 1.3): 0.446 0.575 0.663 0.637 0.705 0.730
 0.742 0.737 0.755 0.753 0.768 0.769 (final: P 0.772 R 0.766), still rising; continued by ppocrv6_ic15_stage2.py.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv4_ic15_stage4.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage4.py"))
 
 cfg.MODEL.NAME = "ppocrv6_small"
 cfg.TRAIN.RUN_DIR = "runs/ppocrv6_ic15"

@@ -6,10 +6,11 @@ From configs/ppocrv6_ic15.py's final weights (12 epochs, Adam 1e-3 decaying to z
 at the end: see README), the same recipe restarted at Adam 3e-4 (ppocrv4_ic15's stage 2 lr), 50 warm-up steps,
 decaying to zero over 8 epochs (896 steps).
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv6_ic15.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv6_ic15.py"))
 
 cfg.MODEL.NAME = "runs/ppocrv6_ic15/final.json"
 cfg.TRAIN.RUN_DIR = "runs/ppocrv6_ic15_stage2"

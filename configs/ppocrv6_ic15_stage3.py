@@ -6,10 +6,11 @@ From stage 2's final weights (configs/ppocrv6_ic15_stage2.py), the recipe that g
 gains: the backbone frozen (TRAIN.FREEZE = ["backbone"]), only the neck and the head adapt, Adam 1e-4 with
 50 warm-up steps decaying to zero over 4 epochs (448 steps); 5:1 hard negatives and weight averaging as before.
 """
-import runpy
 from pathlib import Path
 
-cfg = runpy.run_path(str(Path(__file__).with_name("ppocrv6_ic15.py")))["cfg"]
+from db_tf.config import load_config
+
+cfg = load_config(Path(__file__).with_name("ppocrv6_ic15.py"))
 
 cfg.MODEL.NAME = "runs/ppocrv6_ic15_stage2/final.json"
 cfg.TRAIN.FREEZE = ["backbone"]

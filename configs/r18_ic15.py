@@ -7,7 +7,9 @@ Validation on img_901..img_1000 every 2 epochs (short side 736, box_thresh 0.6: 
 """
 from pathlib import Path
 
-from db_config import cfg
+from db_tf.config import load_config
+
+cfg = load_config()   # a fresh copy of db_config.py's defaults (its module object stays untouched)
 
 _IC15 = Path(__file__).resolve().parents[2] / "shared" / "data" / "icdar2015_train"
 

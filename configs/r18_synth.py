@@ -13,7 +13,9 @@ present) at the end, to see where synthetic text alone gets.
 """
 from pathlib import Path
 
-from db_config import cfg
+from db_tf.config import load_config
+
+cfg = load_config()   # a fresh copy of db_config.py's defaults (its module object stays untouched)
 
 _IC15 = Path(__file__).resolve().parents[2] / "shared" / "data" / "icdar2015_train"
 
