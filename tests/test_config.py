@@ -31,6 +31,19 @@ def test_loaded_configs_are_independent():
     assert len(b.DATA.MEAN) == 3
 
 
+
+def test_shipped_recipes_loaded_in_one_process_do_not_leak_into_each_other():
+    """Stage configs build on a base config: loading one must not change what the base or db_config.py give."""
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    stage10 = load_config(configs / "ppocrv4_ic15_stage10.py")   # stage 4 (its ancestor) sets windows and EMA
+    assert stage10.DATA.AUG.CROP_MODE == "window" and stage10.TRAIN.EMA == 0.99
+    stage1, stage2 = load_config(configs / "ppocrv4_ic15.py"), load_config(configs / "ppocrv4_ic15_stage2.py")
+    for cfg in (stage1, stage2, load_config(configs / "r18_ic15.py"), load_config()):
+        assert cfg.DATA.AUG.CROP_MODE == "resize" and cfg.TRAIN.EMA == 0.0 and cfg.TRAIN.FREEZE == []
+    assert stage1.MODEL.NAME == "ppocrv4_mobile" and load_config().MODEL.NAME != "ppocrv4_mobile"
+
 @pytest.mark.parametrize("override, words", [
     ("TRAIN.EPOCS=2", ["unknown config key", "EPOCS", "EPOCHS"]),
     ("NOPE.X=1", ["unknown config key", "NOPE"]),
