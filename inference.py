@@ -7,7 +7,8 @@
 Outputs (in --output, default "outputs"): per image ``<stem>.json`` (format json: polygons, scores, size),
 ``<stem>.txt`` (format txt: ``x1,y1,...,xn,yn,score`` lines) or ``res_<stem>.txt`` (format icdar: integer
 ``x1,y1,...,x4,y4`` clockwise lines; zip those files for an ICDAR 2015 Challenge 4 submission, which needs box
-mode, the default). Figures (on by default; --no-figures to skip; off for --format icdar unless --figures):
+mode, the default). Two inputs with the same stem (x.jpg, x.png) are written under their whole file names
+(``x.jpg.json``, ``x.png.json``) so that no result overwrites another. Figures (on by default; --no-figures to skip; off for --format icdar unless --figures):
 the DB-tf style figures go to ``<output>/figures/``: ``<stem>_poly.jpg``,
 ``<stem>_bbox.jpg``, ``<stem>_binarize_map.jpg``, ``<stem>_threshold_map.jpg``, ``<stem>_binary_map.jpg``
 (the threshold branch runs for these; an imported model's untrained threshold branch still gets drawn).
@@ -19,13 +20,11 @@ An unreadable image is reported and skipped; the exit status is 1 if any image f
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
-
+from db_tf.cli.common import add_verbose_flag, positive_float, positive_int, start_tensorflow, unit_interval
 from db_tf.config import ConfigError, add_config_args, config_from_args
 from db_tf.data.readers import IMAGE_SUFFIXES
 FORMATS = ("json", "icdar", "txt")
@@ -37,17 +36,18 @@ def build_parser():
     parser.add_argument("--weights", help="a .weights.h5, a pretrained name or a pretrained .json "
                                           "(default: cfg.MODEL.WEIGHTS, cfg.MODEL.NAME, then ppocrv4_mobile)")
     parser.add_argument("--poly", action="store_true", default=None, help="polygons (curved text) instead of boxes")
-    parser.add_argument("--thresh", type=float, help="binarization threshold (cfg.POSTPROCESS.THRESH)")
-    parser.add_argument("--box-thresh", type=float, help="minimum box score (cfg.POSTPROCESS.BOX_THRESH)")
-    parser.add_argument("--unclip", type=float, help="unclip ratio of the chosen mode")
-    parser.add_argument("--short-side", type=int, help="resize the short side to this (multiple of 32)")
+    parser.add_argument("--thresh", type=unit_interval, help="binarization threshold (cfg.POSTPROCESS.THRESH)")
+    parser.add_argument("--box-thresh", type=unit_interval, help="minimum box score (cfg.POSTPROCESS.BOX_THRESH)")
+    parser.add_argument("--unclip", type=positive_float, help="unclip ratio of the chosen mode")
+    parser.add_argument("--short-side", type=positive_int, help="resize the short side to this (multiple of 32)")
     parser.add_argument("--output", default="outputs", help="output folder (default: outputs)")
     parser.add_argument("--format", choices=FORMATS, default="json", help="detection file format")
     parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=None,
                         help="write DB-tf style figures to <output>/figures (default: on, except with --format "
                              "icdar, whose folder must stay a clean submission)")
     parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass")
+    add_verbose_flag(parser)
     return add_config_args(parser)
 
 
@@ -79,6 +79,16 @@ def list_images(imgpath):
     return [path]
 
 
+def output_stems(paths):
+    """path -> the name its outputs are written under: the file's stem, or its whole name where two inputs
+    share a stem (x.jpg and x.png -> "x.jpg", "x.png"), so no input's results overwrite another's. Stems
+    are compared case-insensitively: on such file systems X.json and x.json are one file."""
+    counts = {}
+    for path in paths:
+        counts[path.stem.casefold()] = counts.get(path.stem.casefold(), 0) + 1
+    return {path: path.stem if counts[path.stem.casefold()] == 1 else path.name for path in paths}
+
+
 def write_detections(out_dir, stem, detections, fmt):
     """Write one image's detections in the chosen format; returns the file path."""
     out_dir = Path(out_dir)
@@ -92,25 +102,27 @@ def write_detections(out_dir, stem, detections, fmt):
     return path
 
 
-def save_outputs(detector, path, image, result, args):
+def save_outputs(detector, stem, result, args):
     """Write the detection file and, when asked, the figures of one image."""
     from db_tf import figures
 
-    write_detections(args.output, path.stem, result, args.format)
+    write_detections(args.output, stem, result, args.format)
     if not (args.figures or args.show):
         return
     maps = result.extras["maps"]
     # both modes from the same maps: the DB-tf figures show polygons and boxes side by side
     polygon = detector.settings["polygon"]
-    other = detector.postprocess(maps, image.shape[:2], polygon=not polygon)
+    decoded = result.extras["image"]
+    other = detector.postprocess(maps, decoded.shape[:2], polygon=not polygon)
+    other = other.rescaled(result.extras["image_scale"], result.image_size)
     poly_result, box_result = (result, other) if polygon else (other, result)
-    pictures = figures.figure_images(image, poly_result, box_result, maps)
+    pictures = figures.figure_images(decoded, poly_result, box_result, maps)
     figure_dir = Path(args.output) / "figures"
     if args.figures:
-        figures.save_figures(figure_dir, path.stem, pictures)
+        figures.save_figures(figure_dir, stem, pictures)
     if args.show:
         sheet = figures.combined_figure(pictures)
-        figures.show(figures.save_rgb(figure_dir / f"{path.stem}_show.jpg", sheet), sheet)
+        figures.show(figures.save_rgb(figure_dir / f"{stem}_show.jpg", sheet), sheet)
 
 
 def main(argv=None):
@@ -123,7 +135,7 @@ def main(argv=None):
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from db_tf.data.image_io import ImageReadError, read_image
+    start_tensorflow(args.verbose)
     from db_tf.pretrained import PretrainedError
 
     try:
@@ -132,23 +144,19 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     Path(args.output).mkdir(parents=True, exist_ok=True)
+    stems = output_stems(images)
     failed = 0
-    for start in range(0, len(images), max(1, args.batch_size)):
-        paths, pixels = [], []
-        for path in images[start:start + max(1, args.batch_size)]:
-            try:
-                pixels.append(read_image(path))
-                paths.append(path)
-            except ImageReadError as exc:  # unreadable / empty file: report it, go on with the folder
-                failed += 1
-                print(f"error: {exc}", file=sys.stderr)
-        if not paths:
-            continue
+    for start in range(0, len(images), args.batch_size):
+        paths = images[start:start + args.batch_size]
         begin = time.perf_counter()
-        results = detector.detect(pixels, return_maps=args.figures or args.show)
+        results = detector.detect(paths, return_maps=args.figures or args.show, errors="collect")
         elapsed = (time.perf_counter() - begin) * 1000 / len(paths)
-        for path, image, result in zip(paths, pixels, results):
-            save_outputs(detector, path, image, result, args)
+        for path, result in zip(paths, results):
+            if result.error:   # unreadable / empty / oversized file: report it, go on with the folder
+                failed += 1
+                print(f"error: {result.error}", file=sys.stderr)
+                continue
+            save_outputs(detector, stems[path], result, args)
             print(f"{path.name}: {len(result)} texts ({elapsed:.0f} ms)")
     print(f"{len(images) - failed} of {len(images)} images processed; results in {args.output}"
           + (f"; {failed} failed" if failed else ""))

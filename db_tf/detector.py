@@ -2,8 +2,9 @@
 
     from db_tf import TextDetector
     detector = TextDetector.from_pretrained("ppocrv4_mobile")     # or TextDetector(weights="run.weights.h5")
-    result = detector.detect("photo.jpg")                         # numpy RGB uint8 image, path, or a list
+    result = detector.detect("photo.jpg")        # a path, encoded bytes, an RGB uint8 array, or a list of them
     for polygon, score in zip(result.polygons, result.scores): ...
+    results = detector.detect(paths, errors="collect")   # a bad file gives result.error, the others still run
 
 One call: read -> resize (db_tf.preprocess) -> normalise -> pad the images of a batch to a common size ->
 one forward pass -> post-process each image's valid map region (db_tf.postprocess) -> coordinates in the
@@ -18,6 +19,7 @@ import numpy as np
 
 from db_tf import postprocess as post
 from db_tf import preprocess as pre
+from db_tf.data import image_io
 
 POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode", "dilate",
                     "max_candidates", "split_by_threshold")
@@ -68,9 +70,20 @@ class Detections:
     scores: np.ndarray
     image_size: tuple
     extras: dict = field(default_factory=dict, repr=False)  # e.g. "maps" when asked for
+    error: str = None   # detect(..., errors="collect"): why this input gave no result ("<file>: <reason>")
 
     def __len__(self):
         return len(self.polygons)
+
+    @classmethod
+    def failed(cls, error):
+        return cls([], np.zeros(0, np.float32), (0, 0), error=str(error))
+
+    def rescaled(self, scale, image_size):
+        """The same detections in a frame ``scale`` = (sy, sx) times larger, of size ``image_size``."""
+        factor = np.asarray([scale[1], scale[0]], np.float32)
+        polygons = [np.round(p * factor).astype(np.float32) for p in self.polygons]
+        return Detections(polygons, self.scores, tuple(int(v) for v in image_size), self.extras, self.error)
 
     def to_icdar(self):
         """ICDAR 2015 result lines: integer x1,y1,...,xn,yn (no score)."""
@@ -123,9 +136,11 @@ class TextDetector:
         self.settings.update(meta.get("preprocess", {}))
         self.settings.update(meta.get("postprocess", {}))
         self.settings.update({k: v for k, v in settings.items() if v is not None})
-        if self.settings["score_mode"] not in post.SCORE_MODES:
-            raise ValueError(f"score_mode must be one of {post.SCORE_MODES}, got {self.settings['score_mode']!r}")
-        self.batch_size = max(1, int(batch_size))
+        check_settings(self.settings)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.max_pixels = image_io.MAX_PIXELS   # inputs over this are decoded reduced (JPEG) or refused
         self._forward = _compiled_forward(model, freeze_weights)
 
     @classmethod
@@ -154,26 +169,50 @@ class TextDetector:
         return cls(weights=weights, model_config=cfg.MODEL, **settings, **extra)
 
     # ------------------------------------------------------------------------------------ public API
-    def detect(self, images, return_maps=False, **overrides):
-        """Detections for one image (numpy RGB uint8 or a path) or a list of them (-> list of Detections).
+    def detect(self, images, return_maps=False, errors="raise", **overrides):
+        """Detections for one image or a list of them (-> list of Detections, in input order).
 
+        An image is a path (str / Path), encoded file bytes (JPEG, PNG, ...), or a numpy array (RGB
+        uint8, grayscale or RGBA). Coordinates are in the image's own pixel frame.
         overrides: post-processing settings for this call only (e.g. polygon=True, box_thresh=0.5).
         return_maps: also run the threshold branch and put the maps (probability, threshold, binary; each
-        (h, w) float32 at network resolution, padding removed) in ``result.extras["maps"]``.
+        (h, w) float32 at network resolution, padding removed) in ``result.extras["maps"]``, and the
+        decoded image in ``result.extras["image"]`` (a JPEG over ``max_pixels`` is decoded reduced:
+        ``extras["image_scale"]`` says by how much).
+        errors: "raise" (an unreadable image raises ImageReadError) or "collect" (its result is an empty
+        Detections whose ``error`` names the file and the problem; the other images are still detected).
         """
+        if errors not in ("raise", "collect"):
+            raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
         single = _is_single(images)
-        batch = [images] if single else list(images)
+        batch = [images] if single else _as_list(images)
         need_maps = return_maps or bool(overrides.get("split_by_threshold", self.settings["split_by_threshold"]))
         results = []
         for start in range(0, len(batch), self.batch_size):
-            chunk = [_load(item) for item in batch[start:start + self.batch_size]]
-            maps = self.predict_maps(chunk, return_maps=need_maps)
-            for image_maps, image in zip(maps, chunk):
-                result = self.postprocess(image_maps, image.shape[:2], **overrides)
-                if return_maps:
-                    result.extras["maps"] = image_maps
-                results.append(result)
+            loaded = [self._load(item, start + offset, errors)
+                      for offset, item in enumerate(batch[start:start + self.batch_size])]
+            good = [item for item in loaded if not isinstance(item, Detections)]
+            maps = iter(self.predict_maps([item.image for item in good], return_maps=need_maps))
+            for item in loaded:
+                results.append(item if isinstance(item, Detections)
+                               else self._detections(item, next(maps), return_maps, overrides))
         return results[0] if single else results
+
+    def _load(self, item, index, errors):
+        try:
+            return _load(item, index, self.max_pixels)
+        except image_io.ImageReadError as exc:
+            if errors == "raise":
+                raise
+            return Detections.failed(exc)
+
+    def _detections(self, loaded, maps, return_maps, overrides):
+        result = self.postprocess(maps, loaded.image.shape[:2], **overrides)
+        if return_maps:
+            result.extras.update(maps=maps, image=loaded.image, image_scale=loaded.scale)
+        if loaded.scale != (1.0, 1.0):
+            result = result.rescaled(loaded.scale, loaded.original_size)
+        return result
 
     def predict_maps(self, images, return_maps=False):
         """Network maps for a list of RGB uint8 images: one dict per image with "probability" (and with
@@ -212,19 +251,78 @@ class TextDetector:
         return Detections(polygons, scores, (height, width))
 
 
+def check_settings(settings):
+    """ValueError naming the first setting out of its range (a typo must not reach the network)."""
+    def bad(name, wanted):
+        raise ValueError(f"{name} must be {wanted}, got {settings[name]!r}")
+
+    for name in ("thresh", "box_thresh"):
+        if not _is_number(settings[name]) or not 0.0 <= settings[name] <= 1.0:
+            bad(name, "a number between 0 and 1")
+    for name in ("unclip_ratio", "poly_unclip_ratio"):
+        if not _is_number(settings[name]) or not 0.0 < settings[name] < float("inf"):
+            bad(name, "a positive number")
+    if not _is_int(settings["short_side"]) or settings["short_side"] < 1:
+        bad("short_side", "a positive integer")
+    if not _is_int(settings["max_side"]) or settings["max_side"] < 0:
+        bad("max_side", "0 (no limit) or a positive integer")
+    if not _is_int(settings["max_candidates"]) or settings["max_candidates"] < 1:
+        bad("max_candidates", "a positive integer")
+    if settings["score_mode"] not in post.SCORE_MODES:
+        bad("score_mode", f"one of {post.SCORE_MODES}")
+    if str(settings["channel_order"]).upper() not in ("RGB", "BGR"):
+        bad("channel_order", "RGB or BGR")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 # ---------------------------------------------------------------------------------------- helpers
+ENCODED = (bytes, bytearray, memoryview)
+
+
 def _is_single(images):
-    if isinstance(images, (str, Path)):
+    if isinstance(images, (str, Path, *ENCODED)):
         return True
     return isinstance(images, np.ndarray) and images.ndim in (2, 3)
 
 
-def _load(item):
-    """A path -> decoded RGB uint8; an array -> checked RGB uint8 (grayscale / RGBA converted)."""
+def _as_list(images):
+    if isinstance(images, np.ndarray) and images.ndim == 4:   # a batch array: one image per row
+        return list(images)
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    raise TypeError(f"detect() takes an image (a path, encoded bytes or a numpy array) or a list of them, "
+                    f"got {type(images).__name__}")
+
+
+@dataclass
+class _Loaded:
+    image: np.ndarray        # RGB uint8, possibly decoded at reduced resolution
+    scale: tuple             # (sy, sx): original size / decoded size
+    original_size: tuple
+
+
+def _load(item, index, max_pixels):
+    """A path or encoded bytes -> decoded RGB uint8 (bounded, see image_io); an array -> checked RGB uint8."""
     if isinstance(item, (str, Path)):
-        from db_tf.data.image_io import read_image
-        return read_image(item)
-    return pre.to_rgb_uint8(item)
+        name, data = str(item), image_io.read_bytes(item)
+    elif isinstance(item, ENCODED):
+        name, data = f"<image {index}: bytes>", bytes(item)
+    elif isinstance(item, np.ndarray):
+        image = pre.to_rgb_uint8(item)
+        return _Loaded(image, (1.0, 1.0), image.shape[:2])
+    else:
+        raise TypeError(f"image {index}: expected a path, encoded image bytes or a numpy array, "
+                        f"got {type(item).__name__}")
+    image, scale = image_io.decode_image_bounded(data, name, max_pixels)
+    size = tuple(int(round(n * s)) for n, s in zip(image.shape[:2], scale))
+    return _Loaded(image, scale, size)
 
 
 def _load_model(weights, model_config):

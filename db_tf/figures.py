@@ -3,7 +3,9 @@
 For an input ``<stem>.jpg`` the figures are ``<stem>_poly.jpg`` (polygon-mode detections),
 ``<stem>_bbox.jpg`` (box-mode detections), ``<stem>_binarize_map.jpg`` (probability map P),
 ``<stem>_threshold_map.jpg`` (threshold map T) and ``<stem>_binary_map.jpg`` (the approximate binary map
-B = sigmoid(k (P - T))); maps are drawn in gray (0 = black, 1 = white) at the original image size.
+B = sigmoid(k (P - T))); maps are drawn in gray (0 = black, 1 = white) at the original image size, or
+scaled down so the long side is at most FIGURE_MAX_SIDE: a 20000 x 20000 scan must not yield five
+1.2 GB pictures.
 ``<stem>_show.jpg`` combines all of them in one picture. Images are RGB uint8 arrays here; files are
 written through OpenCV (which wants BGR).
 """
@@ -15,6 +17,7 @@ import numpy as np
 POLY_COLOR = (0, 255, 0)
 BOX_COLOR = (255, 0, 0)
 MAP_FIGURES = (("binarize_map", "probability"), ("threshold_map", "threshold"), ("binary_map", "binary"))
+FIGURE_MAX_SIDE = 2560
 
 
 def draw_polygons(image, polygons, color=POLY_COLOR, thickness=None):
@@ -35,16 +38,31 @@ def map_image(prob_map, size=None):
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
-def figure_images(image, poly_detections, box_detections, maps):
-    """Name suffix -> RGB uint8 figure, for the figures the available data allows."""
+def figure_size(image_size, max_side=FIGURE_MAX_SIDE):
+    """(height, width) of the figures of an image: its own size, scaled down to ``max_side`` if larger."""
+    height, width = int(image_size[0]), int(image_size[1])
+    scale = min(1.0, max_side / max(height, width, 1))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def figure_images(image, poly_detections, box_detections, maps, max_side=FIGURE_MAX_SIDE):
+    """Name suffix -> RGB uint8 figure, for the figures the available data allows.
+
+    The detections' coordinates are in their ``image_size`` frame; ``image`` may be that image or a
+    reduced decode of it. Every figure is drawn at figure_size(image_size, max_side).
+    """
+    frame = next((d.image_size for d in (poly_detections, box_detections) if d is not None), image.shape[:2])
+    size = figure_size(frame, max_side)
+    canvas = image if image.shape[:2] == size else cv2.resize(image, (size[1], size[0]),
+                                                              interpolation=cv2.INTER_AREA)
+    to_canvas = np.asarray([size[1] / max(frame[1], 1), size[0] / max(frame[0], 1)], np.float32)
     figures = {}
-    if poly_detections is not None:
-        figures["poly"] = draw_polygons(image, poly_detections.polygons, POLY_COLOR)
-    if box_detections is not None:
-        figures["bbox"] = draw_polygons(image, box_detections.polygons, BOX_COLOR)
+    for name, detections, color in (("poly", poly_detections, POLY_COLOR), ("bbox", box_detections, BOX_COLOR)):
+        if detections is not None:
+            figures[name] = draw_polygons(canvas, [np.asarray(p) * to_canvas for p in detections.polygons], color)
     for suffix, key in MAP_FIGURES:
         if maps is not None and key in maps and maps[key].size:
-            figures[suffix] = map_image(maps[key], image.shape[:2])
+            figures[suffix] = map_image(maps[key], size)
     return figures
 
 

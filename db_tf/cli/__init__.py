@@ -1,0 +1,1 @@
+"""Command-line front ends of db-tf (shared argument types and console set-up in common.py)."""
