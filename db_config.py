@@ -1,105 +1,33 @@
 """db-tf configuration: edit this file (or pass --set KEY=VALUE) and run the scripts.
 
-Every script reads `cfg` from here (or from `--config PATH`). Values are the paper's / official
-DB code's defaults unless a comment says otherwise. Overrides are type-checked against the
-values below, so keep each default of the type you want users to pass.
+Every key, its default and a line on what it does are in db_tf/defaults.py; this file starts from those
+defaults and changes what your run needs. Keys are checked when the file is loaded: an unknown key (a typo
+such as cfg.TRAIN.EPOCS) or a value of the wrong type (cfg.TRAIN.LR = "0.01") is an error naming the key.
+A copy of this file is a recipe of its own: `python train.py --config my_config.py`.
 """
-from easydict import EasyDict as edict
+from db_tf.defaults import default_config
 
-cfg = edict()
+cfg = default_config()
 
 # ---------------------------------------------------------------- model
-cfg.MODEL = edict()
-cfg.MODEL.NAME = ""                 # a shipped preset (e.g. "ppocrv4_mobile"); "" = build from the keys below
-cfg.MODEL.BACKBONE = "resnet18"     # resnet18 | resnet34 | resnet50 | keras_resnet50
-cfg.MODEL.BACKBONE_WEIGHTS = ""     # "imagenet" for keras_resnet50 when online; "" = random init
-cfg.MODEL.NECK = "fpn"              # fpn (DBNet) | asf (DBNet++)
-cfg.MODEL.INNER_CHANNELS = 256      # FPN lateral width; the fused map has the same width
-cfg.MODEL.K = 50.0                  # amplifying factor of the approximate binarization
-cfg.MODEL.WEIGHTS = ""              # .weights.h5 to load for inference / export / --init
+# cfg.MODEL.NAME = "ppocrv4_mobile"      # start from a shipped preset; "" = build from MODEL.BACKBONE / NECK
+# cfg.MODEL.BACKBONE = "resnet18"        # resnet18 | resnet34 | resnet50 | keras_resnet50
+# cfg.MODEL.NECK = "fpn"                 # fpn (DBNet) | asf (DBNet++)
 
 # ---------------------------------------------------------------- data
-cfg.DATA = edict()
-# Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|mmocr|polygon_txt,
-#                "images": dir, "labels": dir or json file, "ratio": sampling weight}
-#                {"format": "synth", "num": N, "ratio": w, "level": "word"} draws synthetic text on the fly.
-# Optional "select": "900:1000" slices the naturally sorted image list (ICDAR 2015 validation: img_901..img_1000).
-# An empty TRAIN list means: train on synthetic scene text generated on the fly.
-cfg.DATA.TRAIN = []
-cfg.DATA.VAL = []
-cfg.DATA.IMAGE_SIZE = 640           # training crop side
-cfg.DATA.SHRINK_RATIO = 0.4         # r in D = A (1 - r^2) / L
-cfg.DATA.THRESH_MIN = 0.3           # threshold map rescaled to [THRESH_MIN, THRESH_MAX]
-cfg.DATA.THRESH_MAX = 0.7
-cfg.DATA.MIN_TEXT_SIZE = 8          # texts whose min-area-rect short side is smaller are ignored
-cfg.DATA.MEAN = [0.485, 0.456, 0.406]   # RGB, applied after /255
-cfg.DATA.STD = [0.229, 0.224, 0.225]
-cfg.DATA.CHANNEL_ORDER = "RGB"      # "BGR" for imported PaddleOCR weights
-cfg.DATA.STRICT = False             # True: bad samples raise; False: logged and skipped
-cfg.DATA.AUG = edict()
-cfg.DATA.AUG.FLIP = True            # horizontal flip, p = 0.5
-cfg.DATA.AUG.ROTATE = 10.0          # max degrees; 0 disables
-cfg.DATA.AUG.SCALE = [0.5, 3.0]     # random scale range; [] disables
-cfg.DATA.AUG.CROP = True            # EAST-style text-avoiding random crop
-cfg.DATA.AUG.CROP_MODE = "resize"   # resize: crop then fit to IMAGE_SIZE (official) | window: no resize
-cfg.DATA.AUG.MIN_CROP_SIDE_RATIO = 0.1
-cfg.DATA.AUG.CROP_TRIES = 10
-cfg.DATA.AUG.COLOR_JITTER = 32.0 / 255.0   # brightness delta; 0 disables
-cfg.DATA.AUG.SATURATION = 0.5       # saturation factor range 1 +- this; 0 disables
-cfg.DATA.SYNTH = edict()
-cfg.DATA.SYNTH.NUM = 2000           # images in the synthetic epoch when no dataset is configured
-cfg.DATA.SYNTH.LEVEL = "word"       # word | line | mixed
-cfg.DATA.NUM_WORKERS = -1           # tf.data parallel calls; -1 = AUTOTUNE
-cfg.DATA.SEED = 0
+# Each dataset: {"format": ..., "images": dir, "labels": dir or file, "ratio": sampling weight}; formats and
+# options are listed at DATA.TRAIN in db_tf/defaults.py. An empty list trains on synthetic text.
+# cfg.DATA.TRAIN = [{"format": "icdar2015", "images": "data/ic15/imgs", "labels": "data/ic15/gts",
+#                    "select": "0:900"}]
+# cfg.DATA.VAL = [{"format": "icdar2015", "images": "data/ic15/imgs", "labels": "data/ic15/gts",
+#                  "select": "900:1000"}]
 
 # ---------------------------------------------------------------- training
-cfg.TRAIN = edict()
-cfg.TRAIN.RUN_DIR = "runs/db_r18"
-cfg.TRAIN.EPOCHS = 1200
-cfg.TRAIN.STEPS_PER_EPOCH = 0       # 0 = one pass over the data
-cfg.TRAIN.BATCH_SIZE = 8            # per replica
-cfg.TRAIN.OPTIMIZER = "sgd"         # sgd | adam | adamw
-cfg.TRAIN.LR = 0.007
-cfg.TRAIN.MOMENTUM = 0.9
-cfg.TRAIN.WEIGHT_DECAY = 1e-4
-cfg.TRAIN.POLY_POWER = 0.9          # lr = LR * (1 - step / total_steps) ** POLY_POWER, per step
-cfg.TRAIN.WARMUP_STEPS = 0
-cfg.TRAIN.FREEZE = []               # parts whose weights stay as loaded: "backbone", "neck" (fine-tuning on little data)
-cfg.TRAIN.FREEZE_BN = False          # BatchNorm in inference mode with fixed gamma/beta (fine-tuning, small batches)
-cfg.TRAIN.FREEZE_BN_EXCEPT = []      # layer paths whose BN stays trainable, e.g. ["head/threshold"] (a fresh branch)
-cfg.TRAIN.CLIPNORM = 0.0            # 0 = no gradient clipping
-cfg.TRAIN.EMA = 0.0                 # momentum of a moving average of the weights for validation/export; 0 = off
-cfg.TRAIN.MIXED_PRECISION = ""      # "" | mixed_float16 | mixed_bfloat16
-cfg.TRAIN.LOSS = edict()
-cfg.TRAIN.LOSS.ALPHA = 5.0          # probability-map BCE weight (official code); the paper's text uses 1
-cfg.TRAIN.LOSS.BETA = 10.0          # threshold-map L1 weight
-cfg.TRAIN.LOSS.GAMMA = 1.0          # binary-map Dice weight
-cfg.TRAIN.LOSS.NEGATIVE_RATIO = 3.0
-cfg.TRAIN.LOSS.MIN_NEGATIVES = 100  # hard negatives still mined in a batch with no positive pixel
-cfg.TRAIN.LOSS.BINARY = "dice"      # dice | bce
-cfg.TRAIN.CHECKPOINT_EVERY = 500    # steps
-cfg.TRAIN.KEEP_CHECKPOINTS = 3
-cfg.TRAIN.LOG_EVERY = 50            # steps between TensorBoard scalars
-cfg.TRAIN.IMAGE_EVERY = 500         # steps between TensorBoard map images
-cfg.TRAIN.VAL_EVERY = 1             # epochs between validations (when DATA.VAL is set)
-cfg.TRAIN.MAX_NAN_STEPS = 10        # consecutive non-finite losses before the run stops
+# cfg.TRAIN.RUN_DIR = "runs/db_r18"
+# cfg.TRAIN.EPOCHS = 1200
+# cfg.TRAIN.BATCH_SIZE = 8               # per replica
+# cfg.TRAIN.LR = 0.007
 
-# ---------------------------------------------------------------- inference / post-processing
-cfg.POSTPROCESS = edict()
-cfg.POSTPROCESS.THRESH = 0.3        # binarization threshold on the probability map
-cfg.POSTPROCESS.BOX_THRESH = 0.6    # minimum mean score of a kept box
-cfg.POSTPROCESS.UNCLIP_RATIO = 1.5  # r' in D' = A' r' / L'
-cfg.POSTPROCESS.POLYGON = False     # polygon mode (curved text) instead of boxes
-cfg.POSTPROCESS.POLY_UNCLIP_RATIO = 2.0
-cfg.POSTPROCESS.SCORE_MODE = "fast" # fast (box mean) | slow (contour mean)
-cfg.POSTPROCESS.DILATE = False
-cfg.POSTPROCESS.SPLIT_BY_THRESHOLD = False  # also cut candidates where P < threshold map T (needs the T branch)
-cfg.POSTPROCESS.MAX_CANDIDATES = 1000
-cfg.POSTPROCESS.SHORT_SIDE = 736    # resize policy: short side to this, sides rounded to multiples of 32
-cfg.POSTPROCESS.MAX_SIDE = 2560     # long-side limit applied after the short-side resize; 0 = none
-
-# ---------------------------------------------------------------- export
-cfg.EXPORT = edict()
-cfg.EXPORT.OUTPUT = "exported"
-cfg.EXPORT.FORMAT = "saved_model"   # saved_model | onnx | tflite
-cfg.EXPORT.VERSION = 1
+# ---------------------------------------------------------------- inference
+# cfg.POSTPROCESS.BOX_THRESH = 0.6
+# cfg.POSTPROCESS.UNCLIP_RATIO = 1.5

@@ -66,7 +66,7 @@ def build_parser():
     model.add_argument("--box-thresh", type=float)
     model.add_argument("--unclip", type=float)
     model.add_argument("--short-side", type=int)
-    return add_config_args(parser)
+    return add_config_args(parser, Path(__file__).with_name("db_config.py"))
 
 
 # ------------------------------------------------------------------------------------ file pairing

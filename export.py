@@ -48,7 +48,7 @@ def build_parser():
     parser.add_argument("--opset", type=int, help="onnx: opset (default 17)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version / file")
     parser.add_argument("--no-check", action="store_true", help="skip running the exported model once")
-    return add_config_args(parser)
+    return add_config_args(parser, Path(__file__).with_name("db_config.py"))
 
 
 def model_name(detector, weights):

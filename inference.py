@@ -48,7 +48,7 @@ def build_parser():
     parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass")
     add_verbose_flag(parser)
-    return add_config_args(parser)
+    return add_config_args(parser, Path(__file__).with_name("db_config.py"))
 
 
 def detector_from_args(args, cfg):

@@ -12,6 +12,7 @@ the run in TRAIN.RUN_DIR from its last checkpoint. Examples:
 """
 import argparse
 import sys
+from pathlib import Path
 
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
@@ -20,7 +21,7 @@ def parse_args(argv=None):
     summary, _, examples = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(description=summary, epilog=examples,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
+    add_config_args(parser, Path(__file__).with_name("db_config.py"))
     parser.add_argument("--init", default=None, metavar="WEIGHTS",
                         help="start from these weights: a .weights.h5 (arrays matching by name and shape are "
                              "loaded, the rest is listed), or a pretrained name / .json (its architecture and "

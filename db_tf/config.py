@@ -1,4 +1,6 @@
-"""Load `db_config.py`-style files and apply type-checked `--set KEY=VALUE` overrides."""
+"""Load config files (db_config.py, configs/*.py) and apply `--set KEY=VALUE` overrides, all checked
+against the defaults of db_tf/defaults.py: an unknown key or a value of another type is a ConfigError that
+names the key (and the file), never a setting silently ignored."""
 import argparse
 import ast
 import copy
@@ -7,7 +9,7 @@ from pathlib import Path
 
 from easydict import EasyDict
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "db_config.py"
+from db_tf.defaults import DATASET_KEYS, default_config
 
 
 class ConfigError(ValueError):
@@ -15,8 +17,13 @@ class ConfigError(ValueError):
 
 
 def load_config(path=None, overrides=()):
-    """Read `cfg` from a Python config file, then apply `KEY=VALUE` overrides."""
-    path = Path(path) if path else DEFAULT_CONFIG
+    """The defaults, or ``cfg`` of a Python config file checked against them, then `KEY=VALUE` overrides."""
+    cfg = default_config() if path is None else _read_file(Path(path))
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def _read_file(path):
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"_db_config_{abs(hash(str(path)))}", path)
@@ -25,11 +32,79 @@ def load_config(path=None, overrides=()):
         spec.loader.exec_module(module)
     except Exception as exc:  # the file is user code: say which file failed
         raise ConfigError(f"cannot execute config file {path}: {exc}") from exc
-    if not hasattr(module, "cfg"):
-        raise ConfigError(f"config file {path} defines no `cfg`")
+    if not isinstance(getattr(module, "cfg", None), dict):
+        raise ConfigError(f"config file {path} defines no `cfg` dictionary")
     cfg = EasyDict(copy.deepcopy(dict(module.cfg)))
-    apply_overrides(cfg, overrides)
+    try:
+        return validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def validate(cfg, defaults=None):
+    """Check every key of ``cfg`` against the defaults (same type; numbers may be int for float) and fill
+    in the keys it lacks; returns cfg. Dataset entries of DATA.TRAIN / DATA.VAL are checked too."""
+    defaults = default_config() if defaults is None else defaults
+    _check_section(cfg, defaults, "")
+    for split in ("TRAIN", "VAL"):
+        for index, spec in enumerate(cfg.DATA[split]):
+            _check_dataset(spec, f"DATA.{split}[{index}]")
     return cfg
+
+
+def _check_section(section, defaults, prefix):
+    for key in list(section):
+        dotted = prefix + key
+        if key not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise ConfigError(f"unknown config key {dotted!r}; known in {prefix.rstrip('.') or 'top level'}: {known}")
+        default = defaults[key]
+        if isinstance(default, dict):
+            if not isinstance(section[key], dict):
+                raise ConfigError(f"{dotted} is a section; set one of its keys instead")
+            _check_section(section[key], default, dotted + ".")
+        else:
+            section[key] = _typed(dotted, section[key], default)
+    for key, default in defaults.items():
+        section.setdefault(key, copy.deepcopy(default))
+
+
+def _check_dataset(spec, where):
+    if not isinstance(spec, dict) or not isinstance(spec.get("format"), str):
+        raise ConfigError(f"{where} must be a dictionary with a \"format\" (see DATA.TRAIN in db_tf/defaults.py)")
+    for key, value in spec.items():
+        if key not in DATASET_KEYS:
+            raise ConfigError(f"{where}: unknown dataset key {key!r}; known: {', '.join(DATASET_KEYS)}")
+        wanted = DATASET_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            names = " or ".join(t.__name__ for t in (wanted if isinstance(wanted, tuple) else (wanted,)))
+            raise ConfigError(f"{where}: {key} must be {names}, got {value!r}")
+
+
+def _typed(key, value, default):
+    """``value`` as the default's type, or ConfigError (bool, int, float, str, list; None takes anything)."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+        value = list(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"bad value for {key}: expected {_type_name(default)} like the default "
+                          f"{default!r}, got {value!r}")
+    return value
+
+
+def _type_name(default):
+    return {bool: "True/False", float: "a number", int: "an integer", str: "a string"}.get(type(default), "a list")
 
 
 def apply_overrides(cfg, overrides):
@@ -40,6 +115,9 @@ def apply_overrides(cfg, overrides):
         key, raw = item.split("=", 1)
         section, name = _resolve(cfg, key.strip())
         section[name] = _coerce(key, raw.strip(), section[name])
+        if key.strip() in ("DATA.TRAIN", "DATA.VAL"):
+            for index, spec in enumerate(section[name]):
+                _check_dataset(spec, f"{key.strip()}[{index}]")
     return cfg
 
 
@@ -68,26 +146,15 @@ def _coerce(key, raw, default):
         if isinstance(default, bool) and raw.lower() in ("true", "false"):
             return raw.lower() == "true"
         raise ConfigError(f"bad value for {key}: {raw!r} is not a Python literal") from None
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"bad value for {key}: expected True/False, got {raw!r}")
-    elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"bad value for {key}: expected a number, got {raw!r}")
-        value = float(value)
-    elif isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"bad value for {key}: expected an integer, got {raw!r}")
-    elif isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"bad value for {key}: expected a list, got {raw!r}")
-        value = list(value)
-    return value
+    return _typed(key, value, default)
 
 
-def add_config_args(parser: argparse.ArgumentParser):
-    """The two options every script shares."""
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="config file defining `cfg`")
+def add_config_args(parser: argparse.ArgumentParser, default_config_file=None):
+    """The two options every command shares; ``default_config_file``: what --config defaults to (the
+    repository's db_config.py for the top-level scripts; None = the package defaults)."""
+    parser.add_argument("--config", default=None if default_config_file is None else str(default_config_file),
+                        help="config file defining `cfg` (default: "
+                             + (str(default_config_file) if default_config_file else "db-tf's defaults") + ")")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override config values, e.g. --set TRAIN.EPOCHS=2 MODEL.BACKBONE=resnet50")
     return parser

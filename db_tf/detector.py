@@ -20,15 +20,12 @@ import numpy as np
 from db_tf import postprocess as post
 from db_tf import preprocess as pre
 from db_tf.data import image_io
+from db_tf.defaults import default_config
 
 POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode", "dilate",
                     "max_candidates", "split_by_threshold")
 PREPROCESS_KEYS = ("short_side", "max_side", "size", "mean", "std", "channel_order")
-DEFAULTS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5, "poly_unclip_ratio": 2.0, "polygon": False,
-            "score_mode": "fast", "dilate": False, "max_candidates": 1000, "split_by_threshold": False,
-            "short_side": 736, "max_side": 2560,
-            "size": None, "mean": list(pre.IMAGENET_MEAN), "std": list(pre.IMAGENET_STD), "channel_order": "RGB"}
-# db_config.py key -> TextDetector setting
+# config key -> TextDetector setting
 CONFIG_KEYS = {"POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_thresh",
                "POSTPROCESS.UNCLIP_RATIO": "unclip_ratio", "POSTPROCESS.POLY_UNCLIP_RATIO": "poly_unclip_ratio",
                "POSTPROCESS.POLYGON": "polygon", "POSTPROCESS.SCORE_MODE": "score_mode",
@@ -39,12 +36,16 @@ CONFIG_KEYS = {"POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_th
 
 
 def settings_from_config(cfg):
-    """TextDetector settings from a db_config ``cfg`` (every key of CONFIG_KEYS)."""
+    """TextDetector settings from a config ``cfg`` (every key of CONFIG_KEYS)."""
     settings = {}
     for dotted, name in CONFIG_KEYS.items():
         section, key = dotted.split(".")
         settings[name] = cfg[section][key]
     return settings
+
+
+# Every setting's default, from db_tf/defaults.py ("size": a fixed network input size instead of the policy)
+DEFAULTS = {**settings_from_config(default_config()), "size": None}
 
 
 def postprocess_arguments(settings, threshold_map=None):

@@ -15,8 +15,10 @@ import math
 import cv2
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from db_tf import defaults
+
+IMAGENET_MEAN = tuple(defaults.IMAGENET_MEAN)
+IMAGENET_STD = tuple(defaults.IMAGENET_STD)
 CHANNEL_ORDERS = ("RGB", "BGR")
 SIZE_MULTIPLE = 32
 

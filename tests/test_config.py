@@ -73,3 +73,42 @@ def test_missing_and_broken_config_files(tmp_path):
     empty.write_text("x = 1\n")
     with pytest.raises(ConfigError, match="no `cfg`"):
         load_config(empty)
+
+
+# ------------------------------------------------------------------ config files are checked like --set
+def write_config(tmp_path, *lines):
+    path = tmp_path / "my_config.py"
+    path.write_text("from db_tf.defaults import default_config\ncfg = default_config()\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("line, words", [
+    ("cfg.TRAIN.EPOCS = 3", ["my_config.py", "unknown config key 'TRAIN.EPOCS'", "EPOCHS"]),
+    ("cfg.TRAIN.LR = '0.01'", ["my_config.py", "TRAIN.LR", "a number", "'0.01'"]),
+    ("cfg.TRAIN.EPOCHS = 2.5", ["TRAIN.EPOCHS", "an integer"]),
+    ("cfg.DATA.AUG.FLIP = 1", ["DATA.AUG.FLIP", "True/False"]),
+    ("cfg.MODELS = {}", ["unknown config key 'MODELS'"]),
+    ("cfg.TRAIN.LOSS = 5", ["TRAIN.LOSS is a section"]),
+    ("cfg.DATA.TRAIN = [{'format': 'icdar2015', 'image': 'x'}]", ["DATA.TRAIN[0]", "unknown dataset key 'image'"]),
+    ("cfg.DATA.VAL = [{'images': 'x'}]", ["DATA.VAL[0]", "format"]),
+    ("cfg.DATA.TRAIN = [{'format': 'synth', 'num': '10'}]", ["DATA.TRAIN[0]", "num must be int"]),
+])
+def test_config_files_with_unknown_keys_or_wrong_types_are_refused(tmp_path, line, words):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path, line))
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_config_files_are_normalised_and_completed(tmp_path):
+    cfg = load_config(write_config(tmp_path, "cfg.TRAIN.LR = 1", "del cfg.EXPORT.VERSION",
+                                   "cfg.DATA.TRAIN = [{'format': 'synth', 'num': 10, 'ratio': 2}]"))
+    assert cfg.TRAIN.LR == 1.0 and isinstance(cfg.TRAIN.LR, float)
+    assert cfg.EXPORT.VERSION == load_config().EXPORT.VERSION   # an older file lacking a new key gets its default
+    with pytest.raises(ConfigError, match=r"DATA.VAL\[0\]: unknown dataset key 'labelz'"):
+        load_config(overrides=["DATA.VAL=[{'format': 'icdar2015', 'labelz': 'x'}]"])
+
+
+def test_every_shipped_config_passes_the_check(repo_root):
+    for path in [repo_root / "db_config.py", *sorted((repo_root / "configs").glob("*.py"))]:
+        load_config(path)

@@ -21,7 +21,8 @@ from db_tf.export import graph_preprocess as gp
 from db_tf.export.saved_model import export_saved_model, read_metadata
 from db_tf.export.signatures import encoded_images
 from db_tf.serving import ServingClient, ServingError
-from export_support import tiny_model
+from export_support import keras_reference, tiny_model
+from tolerances import assert_maps_match, assert_same_detections
 
 # BGR and a non-ImageNet mean/std, so a missing swap or a wrong constant shows; small sizes for speed
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
@@ -126,7 +127,7 @@ def test_float_signature_matches_keras_at_any_size(exported, model):
         expected = np.asarray(model(padded, training=False))[:, :h, :w]
         assert got.shape == (shape[0], h, w, 1)
         assert expected.std() > 0.05  # the maps vary: a 1e-4 agreement means something
-        np.testing.assert_allclose(got, expected, atol=1e-4)
+        assert_maps_match(got, expected)
 
 
 def test_bytes_signature_matches_keras_on_a_batch_of_different_sizes(exported, model, images):
@@ -136,7 +137,7 @@ def test_bytes_signature_matches_keras_on_a_batch_of_different_sizes(exported, m
     assert out["original_size"].numpy().tolist() == [list(im.shape[:2]) for im in images]
     assert out["resized_size"].numpy().tolist() == [list(s) for s in sizes]
     assert out["probability"].shape == expected.shape == (3, 128, 96, 1)
-    np.testing.assert_allclose(out["probability"].numpy(), expected, atol=1e-4)
+    assert_maps_match(out["probability"].numpy(), expected)
 
 
 def test_exports_for_split_by_threshold_serve_the_threshold_map(model, images, tmp_path):
@@ -151,7 +152,7 @@ def test_exports_for_split_by_threshold_serve_the_threshold_map(model, images, t
     batch, _ = pre.pad_batch(prepared)
     expected = model(batch, training=False, return_maps=True)
     for key in ("probability", "threshold"):
-        np.testing.assert_allclose(out[key].numpy(), expected[key].numpy(), atol=1e-4)
+        assert_maps_match(out[key].numpy(), expected[key].numpy(), what=key)
     floats = np.random.default_rng(4).uniform(0, 255, (1, 50, 70, 3)).astype(np.float32)
     served = loaded.signatures["serving_float"](images=tf.constant(floats))
     assert sorted(served) == ["probability", "threshold"] and served["threshold"].shape == (1, 50, 70, 1)
@@ -223,13 +224,19 @@ def test_bad_bytes_give_a_clear_error_and_the_model_keeps_serving(exported, imag
     _, loaded = exported
     serve = loaded.signatures["serving_default"]
     good = png(images[0])
+    jpeg = cv2.imencode(".jpg", images[1])[1].tobytes()
+    truncated = r"image_bytes element\] \[{}\] \[is a truncated image file"
     for batch, message in [([good, b"GET / HTTP/1.1"], r"image_bytes element\] \[1\] \[is empty or not an image"),
                            ([b"", good], r"image_bytes element\] \[0\] \[is empty or not an image"),
-                           ([good, good[: len(good) // 2]], r"PNG"),
+                           ([good, good[: len(good) // 2]], truncated.format(1)),
+                           ([jpeg[: len(jpeg) - 100], good], truncated.format(0)),
+                           ([good, jpeg, jpeg[:-2]], truncated.format(2)),
                            ([], r"image_bytes is empty")]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             serve(image_bytes=tf.constant(batch, dtype=tf.string))
     assert serve(image_bytes=tf.constant([good]))["probability"].shape == (1, 64, 96, 1)
+    # trailing bytes after the end marker (as some cameras write) are still a complete file
+    assert serve(image_bytes=tf.constant([jpeg + b"\0" * 5000]))["probability"].shape == (1, 128, 64, 1)
 
 
 # ------------------------------------------------------------------------- client against a stand-in
@@ -294,12 +301,11 @@ def test_rest_client_gives_the_detectors_maps_and_detections(rest_server, model,
     reference = detector.predict_maps(images)
     for maps, ref, image in zip(served, reference, images):
         assert maps.original_size == image.shape[:2] and maps.probability.shape == ref["probability"].shape
-        np.testing.assert_allclose(maps.probability, ref["probability"], atol=1e-4)
+        assert_maps_match(maps.probability, ref["probability"])
     results, expected = client.detect(paths), detector.detect(images)
     assert sum(len(r) for r in expected) > 0
     for got, want in zip(results, expected):
-        assert [p.tolist() for p in got.polygons] == [p.tolist() for p in want.polygons]
-        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+        assert_same_detections((got.polygons, got.scores), (want.polygons, want.scores), settings["box_thresh"])
 
 
 def test_rest_client_reports_server_errors_clearly(rest_server, tmp_path):
@@ -342,8 +348,45 @@ def test_grpc_client_round_trip(exported, images, model):
         expected, sizes = keras_maps(model, images)
         for maps, ref, size in zip(served, expected, sizes):
             assert maps.resized_size == tuple(size)
-            np.testing.assert_allclose(maps.probability, ref[: size[0], : size[1], 0], atol=1e-4)
+            assert_maps_match(maps.probability, ref[: size[0], : size[1], 0])
         with pytest.raises(ServingError, match="not an image"):
             client.predict([b"nonsense"])
     finally:
         server.stop(None)
+
+
+# ------------------------------------------------------------------------- the tolerance still catches bugs
+def test_broken_exports_are_caught(model, tmp_path, monkeypatch):
+    """Exports with a wrong normalisation or a wrong padding / crop differ from Keras by far more than
+    MAP_ATOL (tests/tolerances.py), so every parity test above would fail on them."""
+    from db_tf.export import signatures
+    from tolerances import MAP_ATOL
+
+    images = np.random.default_rng(2).uniform(0, 255, (1, 50, 70, 3)).astype(np.float32)
+    expected = keras_reference(model, images, SETTINGS)
+
+    def served(settings):
+        path = export_saved_model(model, settings, tmp_path / str(len(list(tmp_path.iterdir()))), version=1)
+        signature = tf.saved_model.load(str(path)).signatures["serving_float"]
+        return signature(images=tf.constant(images))["probability"].numpy()
+
+    assert_maps_match(served(SETTINGS), expected)   # the real export passes
+    smallest = 1.0
+    for broken in ({"mean": [0.52, 0.4, 0.3]}, {"mean": list(pre.IMAGENET_MEAN)}, {"std": [0.25, 0.2, 0.3]},
+                   {"channel_order": "RGB"}):
+        got = served({**SETTINGS, **broken})
+        with pytest.raises(AssertionError, match="max .difference"):
+            assert_maps_match(got, expected)
+        smallest = min(smallest, float(np.abs(got - expected).max()))
+    # padding on the wrong side (top / left) and cropping the wrong corner: same shape, other values
+    pad = gp.pad_to_multiple
+    monkeypatch.setattr(signatures.gp, "pad_to_multiple", lambda x: tf.reverse(pad(tf.reverse(x, [1, 2])), [1, 2]))
+    got = served(SETTINGS)
+    with pytest.raises(AssertionError, match="max .difference"):
+        assert_maps_match(got, expected)
+    smallest = min(smallest, float(np.abs(got - expected).max()))
+    assert smallest > 10 * MAP_ATOL
+    # a map left uncropped (padded size) fails on its shape
+    with pytest.raises(AssertionError, match="shape"):
+        assert_maps_match(np.zeros((1, 64, 96, 1)), expected)
+

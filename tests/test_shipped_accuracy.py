@@ -16,6 +16,7 @@ import evaluate
 PUBLISHED = {"ppocrv4_ic15": {"precision": 0.7953, "recall": 0.7953, "hmean": 0.7953, "matched": 404, "gt_care": 508},
              "ppocrv4_v6_ic15": {"precision": 0.8241, "recall": 0.7933, "hmean": 0.8084, "matched": 403,
                                  "gt_care": 508}}
+WOBBLE = 0.002   # one word of 508 moves recall by 0.00197
 
 
 def _validation_split(shared_data, tmp_path):
@@ -37,7 +38,9 @@ def test_shipped_model_scores_its_published_validation_numbers(name, shared_data
     assert evaluate.main(["--images", str(images), "--gt", str(gts), "--weights", name,
                           "--per-image", str(report)]) == 0
     totals = json.loads(report.read_text())["totals"]
-    assert totals["images"] == 100
-    assert (totals["matched"], totals["gt_care"]) == (published["matched"], published["gt_care"])
+    assert totals["images"] == 100 and totals["gt_care"] == published["gt_care"]
+    # Another CPU's kernels move map values by ~1e-4 (tests/tolerances.py): a box whose score sits at
+    # box_thresh may flip, so one matched word / 0.002 hmean of wobble is allowed, no more.
+    assert abs(totals["matched"] - published["matched"]) <= 1
     for key in ("precision", "recall", "hmean"):
-        assert totals[key] == pytest.approx(published[key], abs=5e-5), key
+        assert totals[key] == pytest.approx(published[key], abs=WOBBLE), key
