@@ -24,7 +24,6 @@ are scored on the same resampled images, which tells whether a difference betwee
 validation split is more than the images' noise.
 """
 import argparse
-import os
 import json
 import re
 import sys
@@ -33,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
-
+from db_tf.cli.common import (add_verbose_flag, non_negative_int, positive_float, positive_int, start_tensorflow,
+                              unit_interval)
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
 PRED_SUFFIXES = (".txt", ".json")
@@ -52,7 +51,7 @@ def build_parser():
                         help="--pred: score only the GT images that have a detection file")
     parser.add_argument("--per-image", metavar="FILE.json", help="also write per-image results to this JSON")
     parser.add_argument("--sweep", action="store_true", help="also sweep box_thresh, report the best hmean")
-    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+    parser.add_argument("--bootstrap", type=non_negative_int, default=0, metavar="N",
                         help="also print a 95%% interval of hmean from N bootstrap resamples of the images")
     parser.add_argument("--compare-to", metavar="FILE.json",
                         help="another model's --per-image JSON on the same images: print the hmean difference "
@@ -62,10 +61,11 @@ def build_parser():
     model = parser.add_argument_group("with --images")
     model.add_argument("--weights", help="a .weights.h5, a pretrained name or .json (as inference.py)")
     model.add_argument("--poly", action="store_true", default=None, help="polygon mode")
-    model.add_argument("--thresh", type=float)
-    model.add_argument("--box-thresh", type=float)
-    model.add_argument("--unclip", type=float)
-    model.add_argument("--short-side", type=int)
+    model.add_argument("--thresh", type=unit_interval)
+    model.add_argument("--box-thresh", type=unit_interval)
+    model.add_argument("--unclip", type=positive_float)
+    model.add_argument("--short-side", type=positive_int)
+    add_verbose_flag(parser)
     return add_config_args(parser, Path(__file__).with_name("db_config.py"))
 
 
@@ -240,6 +240,8 @@ def main(argv=None):
     if step <= 0 or start > stop:
         parser.error(f"--sweep-range needs START <= STOP and STEP > 0, got {start} {stop} {step}")
     thresholds = [round(float(t), 6) for t in np.arange(start, stop + step / 2, step)] if args.sweep else []
+    if args.images:
+        start_tensorflow(args.verbose)
     from db_tf.data.readers import AnnotationError
     from db_tf.pretrained import PretrainedError
 

@@ -18,14 +18,13 @@ cfg (DATA.MEAN / STD / CHANNEL_ORDER, POSTPROCESS.SHORT_SIDE / MAX_SIDE), then -
 After writing, the exported model is run once on a synthetic text image and compared with the Keras model.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up log out of the output
 
+from db_tf.cli.common import add_verbose_flag, non_negative_int, positive_int, start_tensorflow
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
 QUANTIZE_CHOICES = {"both": ("float32", "dynamic_int8"), "float32": ("float32",),
@@ -39,15 +38,16 @@ def build_parser():
                                           "(default: cfg.MODEL.WEIGHTS, cfg.MODEL.NAME, then ppocrv4_mobile)")
     parser.add_argument("--output", help="output folder (default cfg.EXPORT.OUTPUT)")
     parser.add_argument("--format", choices=("saved_model", "onnx", "tflite"), help="default cfg.EXPORT.FORMAT")
-    parser.add_argument("--version", type=int, help="SavedModel version folder (default cfg.EXPORT.VERSION)")
+    parser.add_argument("--version", type=positive_int, help="SavedModel version folder (default cfg.EXPORT.VERSION)")
     parser.add_argument("--name", help="file name stem of ONNX / TFLite files (default: the model's name)")
-    parser.add_argument("--short-side", type=int, help="resize policy of the image-bytes signature")
-    parser.add_argument("--max-side", type=int, help="long-side limit of the image-bytes signature (0 = none)")
+    parser.add_argument("--short-side", type=positive_int, help="resize policy of the image-bytes signature")
+    parser.add_argument("--max-side", type=non_negative_int, help="long-side limit of the image-bytes signature (0 = none)")
     parser.add_argument("--quantize", choices=sorted(QUANTIZE_CHOICES), default="both",
                         help="tflite: which models to write (default both)")
-    parser.add_argument("--opset", type=int, help="onnx: opset (default 17)")
+    parser.add_argument("--opset", type=positive_int, help="onnx: opset (default 17)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version / file")
     parser.add_argument("--no-check", action="store_true", help="skip running the exported model once")
+    add_verbose_flag(parser)
     return add_config_args(parser, Path(__file__).with_name("db_config.py"))
 
 
@@ -97,6 +97,7 @@ def main(argv=None):
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    start_tensorflow(args.verbose)
     from db_tf.detector import TextDetector
     from db_tf.export import export
     from db_tf.pretrained import PretrainedError

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from db_tf.cli.common import positive_float, positive_int, start_tensorflow
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
 
@@ -29,14 +30,15 @@ def parse_args(argv=None):
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
                         help="continue this run directory (must hold a checkpoint); default: TRAIN.RUN_DIR, "
                              "which resumes automatically when it holds one")
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="stop this session after so many steps (checkpoint written; rerun to continue)")
-    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+    parser.add_argument("--time-limit", type=positive_float, default=None, metavar="MINUTES",
                         help="stop this session cleanly after so many minutes (checkpoint written)")
     parser.add_argument("--run-eagerly", action="store_true",
                         help="run the train step eagerly, without tf.function (debugging; slow)")
     parser.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
-                        help="Keras progress: 1 = bar, 2 = one line per epoch (default: 1 on a terminal)")
+                        help="Keras progress: 1 = bar, 2 = one line per epoch and TensorFlow's start-up "
+                             "log (default: 1 on a terminal)")
     return parser.parse_args(argv)
 
 
@@ -45,15 +47,16 @@ def main(argv=None):
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    start_tensorflow(verbose=args.verbose == 2)
     from db_tf.training.run import TrainingError, train  # TensorFlow is imported from here on
 
     try:
         result = train(cfg, init=args.init, resume=args.resume, max_steps=args.max_steps,
                        time_limit=args.time_limit, verbose=args.verbose, run_eagerly=args.run_eagerly)
     except TrainingError as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1 if result.failed else 0
 

@@ -163,6 +163,24 @@ def test_bad_inference_values_give_one_error_line_and_exit_2(flags, capsys):
     assert len([line for line in err.splitlines() if "error:" in line]) == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("script, argv", [
+    ("evaluate", ["--images", "x", "--gt", "y", "--short-side", "-3"]),
+    ("evaluate", ["--pred", "x", "--gt", "y", "--bootstrap", "-1"]),
+    ("evaluate", ["--images", "x", "--gt", "y", "--box-thresh", "nan"]),
+    ("export", ["--version", "0"]), ("export", ["--max-side", "-1"]), ("export", ["--opset", "x"]),
+    ("train", ["--max-steps", "0"]), ("train", ["--time-limit", "-5"]),
+])
+def test_bad_values_of_every_cli_give_one_error_line_and_exit_2(script, argv, capsys):
+    import importlib
+
+    module = importlib.import_module(script)
+    with pytest.raises(SystemExit) as stop:
+        module.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1 and "Traceback" not in err
+
+
 def test_a_bad_setting_through_set_is_an_error_line_too(capsys, repo_root):
     code = inference.main(["--imgpath", str(repo_root / "figures" / "demo.jpg"), "--output", "/nonexistent/x",
                            "--set", "POSTPROCESS.SHORT_SIDE=0", "--weights", "ppocrv4_mobile"])

@@ -8,14 +8,13 @@ matches a care text (IoU > 0.5, the ICDAR 2015 rule of db_tf.metrics) is drawn t
 false positives and misses stand out. Each tile is labelled with the image name and its P / R.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from db_tf.cli.common import start_tensorflow
 
 DETECTION = (0, 220, 0)
 CARE = (40, 120, 255)
@@ -60,6 +59,7 @@ def main(argv=None):
     parser.add_argument("--columns", type=int, default=2)
     parser.add_argument("--tile-width", type=int, default=800)
     args = parser.parse_args(argv)
+    start_tensorflow()
 
     from db_tf.data.image_io import read_image
     from db_tf.data.readers import read_annotation

@@ -19,14 +19,12 @@ defaults. Post-processing settings and the test short side should be chosen on a
 """
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from db_tf.cli.common import start_tensorflow
 
 def checkpoint_weights_file(path):
     """A checkpoint directory (holding model.weights.h5) or a .weights.h5 file -> the weights file."""
@@ -115,6 +113,7 @@ def main(argv=None):
     parser.add_argument("--source", help="provenance text for the JSON (default: --from's)")
     parser.add_argument("--license", help="licence text for the JSON (default: --from's)")
     args = parser.parse_args(argv)
+    start_tensorflow()
 
     from db_tf.training.checkpoints import write_weights_without_optimizer
 

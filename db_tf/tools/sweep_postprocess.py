@@ -12,14 +12,12 @@ Use it on a VALIDATION split only: settings picked on a test set make its number
 """
 import argparse
 import itertools
-import os
 import sys
 import time
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from db_tf.cli.common import start_tensorflow
 
 def score_setting(detector, maps, gts, sizes, thresh, unclip, box_threshs, **settings):
     """[(box_thresh, totals)] for one (thresh, unclip ratio, other settings) over precomputed maps."""
@@ -56,6 +54,7 @@ def main(argv=None):
                         help="split candidates where the threshold map parts them (1) or not (0); default: the "
                              "model's")
     args = parser.parse_args(argv)
+    start_tensorflow()
 
     from db_tf.data.image_io import read_image
     from db_tf.data.readers import read_annotation
