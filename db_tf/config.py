@@ -5,6 +5,7 @@ import argparse
 import ast
 import copy
 import importlib.util
+import os
 from pathlib import Path
 
 from easydict import EasyDict
@@ -147,6 +148,16 @@ def _coerce(key, raw, default):
             return raw.lower() == "true"
         raise ConfigError(f"bad value for {key}: {raw!r} is not a Python literal") from None
     return _typed(key, value, default)
+
+
+def data_root(variable, example="/data/icdar2015_train"):
+    """The dataset folder named by environment variable ``variable``: recipes (configs/*.py) take their data
+    from there, never from a path of one machine. ConfigError saying what to set when it is unset."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise ConfigError(f"this recipe reads its data from ${variable}: set it to the dataset folder, e.g. "
+                          f"export {variable}={example}")
+    return Path(value).expanduser()
 
 
 def add_config_args(parser: argparse.ArgumentParser, default_config_file=None):
