@@ -243,7 +243,7 @@ def main(argv=None):
     if args.images:
         start_tensorflow(args.verbose)
     from db_tf.data.readers import AnnotationError
-    from db_tf.pretrained import PretrainedError
+    from db_tf.presets import PresetError
 
     try:
         cfg = config_from_args(args)
@@ -253,7 +253,7 @@ def main(argv=None):
         else:
             samples, failed, fixed = samples_from_model(args, cfg, thresholds)
             fixed_samples, label = keep_scores(samples, fixed), f" at box_thresh {fixed:.2f}"
-    except (ConfigError, FileNotFoundError, ValueError, AnnotationError, PretrainedError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, AnnotationError, PresetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     totals, per_image = score(fixed_samples)

@@ -100,13 +100,13 @@ def main(argv=None):
     start_tensorflow(args.verbose)
     from db_tf.detector import TextDetector
     from db_tf.export import export
-    from db_tf.pretrained import PretrainedError
+    from db_tf.presets import PresetError
 
     explicit = {item.split("=", 1)[0].strip() for item in args.set}
     try:
         detector = TextDetector.from_config(cfg, weights=args.weights, explicit_keys=explicit,
                                             short_side=args.short_side, max_side=args.max_side)
-    except (PretrainedError, ValueError, TypeError) as exc:
+    except (PresetError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     fmt = args.format or cfg.EXPORT.FORMAT

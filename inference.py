@@ -1,6 +1,6 @@
 """Detect text in an image or a folder of images.
 
-    python inference.py --imgpath photo.jpg                        # default model: weights/ppocrv4_mobile
+    python inference.py --imgpath photo.jpg                        # default model: the ppocrv4_mobile preset
     python inference.py --imgpath imgs/ --weights runs/db_r18/final.weights.h5 --format icdar --output res/
     python inference.py --imgpath photo.jpg --poly --figures --show
 
@@ -136,11 +136,11 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start_tensorflow(args.verbose)
-    from db_tf.pretrained import PretrainedError
+    from db_tf.presets import PresetError
 
     try:
         detector = detector_from_args(args, cfg)
-    except (PretrainedError, ValueError, TypeError) as exc:
+    except (PresetError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     Path(args.output).mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ the run in TRAIN.RUN_DIR from its last checkpoint. Examples:
 
     python train.py --set TRAIN.EPOCHS=1 TRAIN.STEPS_PER_EPOCH=2 TRAIN.BATCH_SIZE=2 DATA.IMAGE_SIZE=128
     python train.py --config my_config.py          # a copy of db_config.py with DATA.TRAIN / DATA.VAL set
-    python train.py --config my_config.py --init weights/ppocrv4_mobile.json --set TRAIN.OPTIMIZER=adam \\
+    python train.py --config my_config.py --init ppocrv4_mobile --set TRAIN.OPTIMIZER=adam \\
         TRAIN.LR=0.001 TRAIN.WARMUP_STEPS=500      # fine-tune a shipped preset (its architecture + BGR input)
     python train.py --resume runs/db_r18 --time-limit 50   # continue for 50 minutes, checkpoint, stop
     tensorboard --logdir runs/db_r18/logs;  python -m db_tf.tools.plot_curves runs/db_r18

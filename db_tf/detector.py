@@ -20,32 +20,14 @@ import numpy as np
 from db_tf import postprocess as post
 from db_tf import preprocess as pre
 from db_tf.data import image_io
-from db_tf.defaults import default_config
+from db_tf import defaults
 
 POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode", "dilate",
                     "max_candidates", "split_by_threshold")
 PREPROCESS_KEYS = ("short_side", "max_side", "size", "mean", "std", "channel_order")
-# config key -> TextDetector setting
-CONFIG_KEYS = {"POSTPROCESS.THRESH": "thresh", "POSTPROCESS.BOX_THRESH": "box_thresh",
-               "POSTPROCESS.UNCLIP_RATIO": "unclip_ratio", "POSTPROCESS.POLY_UNCLIP_RATIO": "poly_unclip_ratio",
-               "POSTPROCESS.POLYGON": "polygon", "POSTPROCESS.SCORE_MODE": "score_mode",
-               "POSTPROCESS.DILATE": "dilate", "POSTPROCESS.MAX_CANDIDATES": "max_candidates",
-               "POSTPROCESS.SPLIT_BY_THRESHOLD": "split_by_threshold",
-               "POSTPROCESS.SHORT_SIDE": "short_side", "POSTPROCESS.MAX_SIDE": "max_side",
-               "DATA.MEAN": "mean", "DATA.STD": "std", "DATA.CHANNEL_ORDER": "channel_order"}
-
-
-def settings_from_config(cfg):
-    """TextDetector settings from a config ``cfg`` (every key of CONFIG_KEYS)."""
-    settings = {}
-    for dotted, name in CONFIG_KEYS.items():
-        section, key = dotted.split(".")
-        settings[name] = cfg[section][key]
-    return settings
-
-
-# Every setting's default, from db_tf/defaults.py ("size": a fixed network input size instead of the policy)
-DEFAULTS = {**settings_from_config(default_config()), "size": None}
+CONFIG_KEYS = defaults.DETECTOR_CONFIG_KEYS
+settings_from_config = defaults.settings_from_config
+DEFAULTS = defaults.detector_defaults()
 
 
 def postprocess_arguments(settings, threshold_map=None):
@@ -145,8 +127,26 @@ class TextDetector:
         self._forward = _compiled_forward(model, freeze_weights)
 
     @classmethod
-    def from_pretrained(cls, name, **kwargs):
-        return cls(weights=name, **kwargs)
+    def from_preset(cls, preset, **kwargs):
+        """A detector from a shipped preset name (db_tf.list_presets()), a preset folder or a run's
+        final.json; kwargs as for TextDetector (settings override the preset's)."""
+        return cls(weights=preset, **kwargs)
+
+    from_pretrained = from_preset   # the name of earlier releases
+
+    def save_to_preset(self, directory, overwrite=False, **metadata):
+        """Write the model, its weights and this detector's pre- and post-processing settings as a preset
+        folder that from_preset (and every db-tf command's --weights) loads. ``metadata``: e.g. source=...,
+        license=..., training_data=..., validation={...}; those of the preset it came from are kept."""
+        from db_tf.models import constructor_kwargs
+        from db_tf.presets import save_preset
+
+        kept = {k: v for k, v in self.meta.items() if k not in ("model", "preprocess", "postprocess")}
+        meta = {**kept, **metadata, "model": constructor_kwargs(self.model.get_config()),
+                "preprocess": {k: self.settings[k] for k in defaults.PRESET_PREPROCESS_KEYS},
+                "postprocess": {k: self.settings[k] for k in defaults.PRESET_POSTPROCESS_KEYS}}
+        meta.pop("name", None)
+        return save_preset(directory, self.model, meta, overwrite=overwrite)
 
     @classmethod
     def from_config(cls, cfg, weights=None, explicit_keys=(), **kwargs):
@@ -157,11 +157,11 @@ class TextDetector:
         pretrained model's metadata (preprocessing such as BGR order, thresholds) replaces cfg's values,
         except the keys in ``explicit_keys`` (e.g. those given with --set). kwargs override everything.
         """
-        from db_tf import pretrained
+        from db_tf import presets
 
         weights = weights or cfg.MODEL.WEIGHTS or cfg.MODEL.NAME or None
-        bare = weights is not None and str(weights).endswith(pretrained.WEIGHTS_SUFFIX) \
-            and pretrained.metadata_beside(weights) is None
+        bare = weights is not None and str(weights).endswith(presets.WEIGHTS_SUFFIX) \
+            and presets.metadata_beside(weights) is None
         from_config = settings_from_config(cfg)
         settings = {name: from_config[name] for dotted, name in CONFIG_KEYS.items()
                     if bare or dotted in explicit_keys}
@@ -327,20 +327,20 @@ def _load(item, index, max_pixels):
 
 
 def _load_model(weights, model_config):
-    from db_tf import pretrained
+    from db_tf import presets
 
     if weights is None:
-        weights = pretrained.default_model()
+        weights = presets.default_preset()
     text = str(weights)
-    if text.endswith(pretrained.WEIGHTS_SUFFIX) and pretrained.metadata_beside(text) is None:
+    if text.endswith(presets.WEIGHTS_SUFFIX) and presets.metadata_beside(text) is None:
         if not Path(text).is_file():
-            raise pretrained.PretrainedError(f"weights file not found: {text}")
+            raise presets.PresetError(f"weights file not found: {text}")
         from db_tf.models import build_model  # plain Keras weights: the architecture comes from the config
         if model_config is None:
             from db_tf.config import load_config
             model_config = load_config().MODEL
-        return pretrained.load_weights(build_model(model_config), text), {}
-    return pretrained.load_pretrained(weights)
+        return presets.load_weights(build_model(model_config), text), {}
+    return presets.load_preset(weights)
 
 
 def _compiled_forward(model, freeze_weights=False):

@@ -36,21 +36,26 @@ import cv2
 import numpy as np
 import pyclipper
 
+from db_tf.defaults import detector_defaults
+
 MIN_SIZE = 3  # official `min_size`: short side of a candidate rectangle before unclipping
 MIN_SIZE_UNCLIPPED = MIN_SIZE + 2  # short side of the unclipped box
 POLYGON_EPSILON = 0.002  # approxPolyDP tolerance as a fraction of the contour perimeter
 SCORE_MODES = ("fast", "slow")
+_DEFAULT = detector_defaults()
 
 
-def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_thresh=0.6, unclip_ratio=None,
-                polygon=False, score_mode="fast", dilate=False, max_candidates=1000, threshold_map=None):
+def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=_DEFAULT["thresh"],
+                box_thresh=_DEFAULT["box_thresh"], unclip_ratio=None, polygon=False,
+                score_mode=_DEFAULT["score_mode"], dilate=False, max_candidates=_DEFAULT["max_candidates"],
+                threshold_map=None):
     """Detections of one probability map.
 
     prob_map: (H, W) or (H, W, 1) probabilities in [0, 1].
     valid_size: (h, w) of the part of the map that belongs to the image (the rest is batch padding);
         default: the whole map.
     dest_size: (height, width) of the original image the coordinates are scaled to; default: valid_size.
-    unclip_ratio: default 1.5 for boxes, 2.0 for polygons (the official values).
+    unclip_ratio: default 1.5 for boxes, 2.0 for polygons (the official values; db_tf/defaults.py).
     threshold_map: the network's threshold map T (same shape as prob_map): when given, candidates are split
         where T cuts them (split_by_threshold).
     Returns (polygons, scores): a list of float32 (K, 2) arrays of integer-valued (x, y) and a float32 (n,)
@@ -66,7 +71,7 @@ def postprocess(prob_map, dest_size=None, valid_size=None, *, thresh=0.3, box_th
     if score_mode not in SCORE_MODES:
         raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
     if unclip_ratio is None:
-        unclip_ratio = 2.0 if polygon else 1.5
+        unclip_ratio = _DEFAULT["poly_unclip_ratio" if polygon else "unclip_ratio"]
     prob = np.ascontiguousarray(prob)  # cv2.mean needs contiguous rows
     contours = find_candidates(prob, thresh, dilate, max_candidates)
     if threshold_map is not None:

@@ -10,7 +10,7 @@ from easydict import EasyDict
 
 from db_tf import TextDetector
 from db_tf.data.image_io import ImageReadError
-from db_tf.pretrained import PretrainedError, available_models, default_model, load_pretrained
+from db_tf.presets import PresetError, list_presets, load_preset
 from tolerances import BINARY_ATOL, MAP_ATOL, assert_maps_match
 
 
@@ -142,12 +142,17 @@ def test_config_settings_reach_post_processing_with_the_mode_ratio(monkeypatch, 
     assert seen["polygon"] is polygon and seen["box_thresh"] == 0.45
 
 
-def test_missing_default_weights_say_what_to_pass(tmp_path):
-    with pytest.raises(PretrainedError, match="ppocrv4_mobile.*pass weights"):
-        default_model(tmp_path)
-    with pytest.raises(PretrainedError, match="no pretrained model metadata"):
-        load_pretrained("no_such_model", weights_dir=tmp_path)
-    with pytest.raises(PretrainedError, match="weights file not found"):
+def test_missing_presets_and_weights_say_what_to_pass(tmp_path, monkeypatch):
+    from db_tf import presets
+
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)   # a package installed without its presets
+    with pytest.raises(PresetError, match="default preset ppocrv4_mobile is not installed.*pass a preset"):
+        presets.default_preset()
+    with pytest.raises(PresetError, match="no preset 'no_such_model': not a shipped preset"):
+        load_preset("no_such_model")
+    with pytest.raises(PresetError, match="has no config.json"):
+        load_preset(tmp_path)
+    with pytest.raises(PresetError, match="weights file not found"):
         TextDetector(weights=str(tmp_path / "missing.weights.h5"))
 
 
@@ -188,7 +193,7 @@ def test_tiny_dbnet_contract(tiny_bundle):
 
 def test_pretrained_json_and_bare_weights_load_the_same_model(tiny_bundle):
     model, folder = tiny_bundle
-    assert available_models(folder) == ["tiny"]
+    assert "ppocrv4_mobile" in list_presets()
     image = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     from_json = TextDetector.from_pretrained(str(folder / "tiny.json"))
     assert from_json.settings["channel_order"] == "BGR" and from_json.settings["short_side"] == 64
@@ -206,7 +211,7 @@ def test_pretrained_json_and_bare_weights_load_the_same_model(tiny_bundle):
         assert loaded.path == original.path
         np.testing.assert_array_equal(np.asarray(loaded), np.asarray(original))
     wrong_cfg = EasyDict(model_cfg, INNER_CHANNELS=64)
-    with pytest.raises(PretrainedError, match="cannot load these weights"):
+    with pytest.raises(PresetError, match="cannot load these weights"):
         TextDetector(weights=str(bare), model_config=wrong_cfg)
 
 

@@ -10,7 +10,7 @@ from db_tf import preprocess as pre
 from db_tf.detector import TextDetector
 from db_tf.export.saved_model import export_saved_model
 from db_tf.models import DBNetEnsemble, constructor_kwargs
-from db_tf.pretrained import load_pretrained
+from db_tf.presets import load_preset
 from db_tf.tools.package_weights import main as package
 from export_support import tiny_model
 from tolerances import assert_maps_match
@@ -80,7 +80,7 @@ def test_packaged_ensemble_loads_by_name_and_detects_with_the_mean_map(members, 
     paths = [write_pretrained(member, tmp_path, f"m{index}") for index, member in enumerate(members)]
     out = tmp_path / "weights"
     assert package(["--from", *paths, "--name", "both", "--out-dir", str(out), "--split-by-threshold"]) == 0
-    model, meta = load_pretrained("both", weights_dir=out)
+    model, meta = load_preset(out / "both")
     assert isinstance(model, DBNetEnsemble) and len(model.members) == 2
     for copy, member in zip(model.members, members):
         for a, b in zip(copy.weights, member.weights):
@@ -89,7 +89,7 @@ def test_packaged_ensemble_loads_by_name_and_detects_with_the_mean_map(members, 
     assert meta["source"].startswith("mean of the maps of m0 (run m0); m1 (run m1)")
 
     image = np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-    maps = TextDetector(weights=str(out / "both.json")).predict_maps([image], return_maps=True)[0]
+    maps = TextDetector.from_preset(out / "both").predict_maps([image], return_maps=True)[0]
     alone = [TextDetector(weights=path).predict_maps([image], return_maps=True)[0] for path in paths]
     for key in ("probability", "threshold"):
         np.testing.assert_allclose(maps[key], (alone[0][key] + alone[1][key]) / 2, atol=1e-5)

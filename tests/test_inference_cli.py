@@ -103,7 +103,7 @@ def test_missing_inputs_and_weights_give_clear_errors(tmp_path, capsys):
     assert inference.main(["--imgpath", str(image), "--weights", str(tmp_path / "none.weights.h5")]) == 2
     assert "weights file not found" in capsys.readouterr().err
     assert inference.main(["--imgpath", str(image), "--weights", "no_such_model"]) == 2
-    assert "no pretrained model metadata" in capsys.readouterr().err
+    assert "no preset 'no_such_model'" in capsys.readouterr().err
 
 
 def test_real_weights_and_settings_precedence(tiny_bundle, image_folder, tmp_path):  # noqa: F811

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from db_tf.pretrained import load_pretrained
+from db_tf.presets import load_preset
 from db_tf.tools.package_weights import main
 
 TINY = {"backbone": "resnet18", "neck": "fpn", "inner_channels": 32}
@@ -33,7 +33,7 @@ def test_average_of_checkpoints_with_new_settings(tmp_path):
     assert main(["--from", str(run / "best.json"), "--name", "mine", "--out-dir", str(out), "--average",
                  *checkpoints, "--short-side", "1152", "--box-thresh", "0.5", "--unclip", "1.3",
                  "--split-by-threshold"]) == 0
-    shipped, meta = load_pretrained("mine", weights_dir=out)
+    shipped, meta = load_preset(out / "mine")
     for variable, value in zip(shipped.weights, originals):
         np.testing.assert_allclose(np.asarray(variable), value + 2.0, rtol=1e-6, atol=1e-5)
     assert meta["preprocess"]["short_side"] == 1152 and meta["preprocess"]["channel_order"] == "BGR"
@@ -41,7 +41,7 @@ def test_average_of_checkpoints_with_new_settings(tmp_path):
     assert meta["source"] == "run X" and meta["license"] == "L" and meta["name"] == "mine"
     # without --average the weights are --from's own
     assert main(["--from", str(run / "best.json"), "--name", "plain", "--out-dir", str(out)]) == 0
-    plain, plain_meta = load_pretrained("plain", weights_dir=out)
+    plain, plain_meta = load_preset(out / "plain")
     assert plain_meta["postprocess"]["split_by_threshold"] is False   # the schema's default
     for variable, value in zip(plain.weights, originals):
         np.testing.assert_array_equal(np.asarray(variable), value)

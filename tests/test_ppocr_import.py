@@ -165,7 +165,7 @@ def test_unknown_operators_and_stray_constants_fail_loudly(tmp_path):
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO = REPO_ROOT / "figures" / "demo.jpg"
-WEIGHTS = REPO_ROOT / "weights"
+PRESETS = REPO_ROOT / "db_tf" / "presets"
 
 
 def demo_input(height, width, preprocess):
@@ -222,9 +222,9 @@ def test_import_matches_onnxruntime_and_shipped_files(name, tmp_path):
         assert len(boxes_ort) >= 8
         assert_same_detections((boxes, scores), (boxes_ort, scores_ort), post["box_thresh"])
 
-    if (WEIGHTS / f"{name}.json").is_file():   # the committed files are this importer's output
-        assert json.loads((WEIGHTS / f"{name}.json").read_text()) == meta
-        new, old = h5_datasets(out), h5_datasets(WEIGHTS / f"{name}.weights.h5")
+    if (PRESETS / name).is_dir():   # the shipped preset is this importer's output
+        assert shipped_metadata(name) == meta
+        new, old = h5_datasets(out), h5_datasets(PRESETS / name / "model.weights.h5")
         assert sorted(new) == sorted(old)
         for key in new:   # the threshold branch too: its fresh initialisation is seeded
             np.testing.assert_array_equal(new[key], old[key], err_msg=key)
@@ -242,13 +242,21 @@ DEMO_TEXT_CENTRES = {
 
 @pytest.fixture(scope="module")
 def shipped():
-    from db_tf.pretrained import load_pretrained
+    from db_tf.presets import load_preset
 
-    return load_pretrained("ppocrv4_mobile")
+    return load_preset("ppocrv4_mobile")
+
+
+def shipped_metadata(name):
+    """The preset's config.json sections with its metadata's name, source and license: what the importer
+    writes in one JSON."""
+    metadata = json.loads((PRESETS / name / "metadata.json").read_text())
+    return {**json.loads((PRESETS / name / "config.json").read_text()),
+            **{key: metadata[key] for key in ("name", "source", "license")}}
 
 
 def test_shipped_metadata_is_the_importers():
-    meta = json.loads((WEIGHTS / "ppocrv4_mobile.json").read_text())
+    meta = shipped_metadata("ppocrv4_mobile")
     assert meta == import_ppocr.metadata("ppocrv4_mobile", import_ppocr.PACKAGED_ONNX["ppocrv4_mobile"]["source"])
     assert meta["preprocess"]["channel_order"] == "BGR" and meta["license"] == "Apache-2.0"
 

@@ -65,8 +65,8 @@ def test_exports_are_the_trained_weights_in_the_pretrained_schema(fresh_run):
     assert exported.keys() == checkpoint.keys() and len(exported) > 100
     for name, value in exported.items():
         np.testing.assert_array_equal(value, checkpoint[name], err_msg=name)
-    from db_tf.pretrained import load_pretrained  # the inference side reads it
-    model, loaded_meta = load_pretrained(run_dir / "final.json")
+    from db_tf.presets import load_preset  # the inference side reads it
+    model, loaded_meta = load_preset(run_dir / "final.json")
     assert loaded_meta["name"] == "final" and model.backbone_name == "resnet18"
 
 

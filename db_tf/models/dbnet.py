@@ -24,12 +24,14 @@ from db_tf.losses import DBLoss
 from db_tf.models.backbones import BACKBONES
 from db_tf.models.head import DBHead
 from db_tf.models.necks import NECKS
+from db_tf.models.preset_io import PresetMixin
 
 LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
 STRIDE = 32
 
 
-class DBNet(keras.Model):
+@keras.saving.register_keras_serializable(package="db_tf")
+class DBNet(PresetMixin, keras.Model):
     """Backbone + neck + DB head.
 
     backbone: a key of BACKBONES ("resnet18", "resnet34", "resnet50", "keras_resnet50", ...)

@@ -14,9 +14,11 @@ import keras
 from keras import ops
 
 from db_tf.models.dbnet import DBNet, constructor_kwargs
+from db_tf.models.preset_io import PresetMixin
 
 
-class DBNetEnsemble(keras.Model):
+@keras.saving.register_keras_serializable(package="db_tf")
+class DBNetEnsemble(PresetMixin, keras.Model):
     """members: DBNet keyword-argument dicts (as DBNet.get_config() or a pretrained JSON's "model")."""
 
     def __init__(self, members, name="dbnet_ensemble", **kwargs):

@@ -1,4 +1,4 @@
-"""Package trained weights as a shipped model: weights/<name>.weights.h5 + weights/<name>.json.
+"""Package trained weights as a preset folder <out-dir>/<name>/ (config.json, model.weights.h5, metadata.json).
 
     python -m db_tf.tools.package_weights --from runs/ppocrv4_ic15/best.json --name ppocrv4_ic15 \\
         --short-side 1152 --thresh 0.3 --box-thresh 0.5 --unclip 1.3 --source "..." --license "..."
@@ -8,7 +8,9 @@
     # an ensemble (db_tf.models.DBNetEnsemble: the mean of the models' maps) of shipped / trained models:
     python -m db_tf.tools.package_weights --from ppocrv4_ic15 runs/ppocrv6_ic15_stage2/final.json --name ens
 
---from is a pretrained-schema JSON with its .weights.h5 beside it (train.py writes best.json / final.json): it
+Shipping a preset with db-tf: --out-dir db_tf/presets (the package data folder); default: the current folder.
+
+--from is a preset (a name, a folder, or a run's best.json / final.json with its .weights.h5 beside it): it
 gives the architecture, the preprocessing and, unless --average is given, the weights. --average takes
 checkpoint directories (or .weights.h5 files) of the SAME architecture and writes the element-wise mean of
 every weight (batch-norm statistics included), the usual "checkpoint averaging" of the last few checkpoints
@@ -18,13 +20,13 @@ defaults. Post-processing settings and the test short side should be chosen on a
 (db_tf.tools.sweep_postprocess). The files are written without optimizer state.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from db_tf.cli.common import start_tensorflow
+from db_tf.cli.common import positive_float, positive_int, start_tensorflow, unit_interval
+
 
 def checkpoint_weights_file(path):
     """A checkpoint directory (holding model.weights.h5) or a .weights.h5 file -> the weights file."""
@@ -39,7 +41,7 @@ def checkpoint_weights_file(path):
 
 def average_into(model, paths):
     """Load each checkpoint into `model` in turn and leave the mean of all of them in it."""
-    from db_tf.pretrained import load_weights
+    from db_tf.presets import load_weights
 
     total = None
     for path in paths:
@@ -57,14 +59,14 @@ NORMALISATION_KEYS = ("channel_order", "mean", "std")
 def load_models(bases, average=None):
     """-> (model, metadata to start from): one --from model (with --average: the mean of the checkpoints),
     or the DBNetEnsemble of several."""
-    from db_tf.pretrained import load_pretrained
+    from db_tf.presets import load_preset
 
     if len(bases) == 1:
-        model, base = load_pretrained(bases[0])
+        model, base = load_preset(bases[0])
         return (average_into(model, average) if average else model), base
     if average:
         raise ValueError("--average takes checkpoints of one model: give a single --from with it")
-    return ensemble_of([load_pretrained(base) for base in bases])
+    return ensemble_of([load_preset(base) for base in bases])
 
 
 def ensemble_of(loaded):
@@ -93,21 +95,23 @@ def metadata(base, name, args):
                        ("split_by_threshold", args.split_by_threshold)):
         if value is not None:
             postprocess[key] = value
-    return {"name": name, "model": base["model"], "preprocess": preprocess, "postprocess": postprocess,
+    kept = {k: v for k, v in base.items() if k not in ("name", "model", "preprocess", "postprocess", "validation")}
+    return {**kept, "name": name, "model": base["model"], "preprocess": preprocess, "postprocess": postprocess,
             "source": args.source or base.get("source", ""), "license": args.license or base.get("license", "")}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="bases", nargs="+", required=True,
-                        help="pretrained name or pretrained-schema JSON (e.g. runs/X/best.json); several: an ensemble")
+                        help="preset name / folder or a run's JSON (e.g. runs/X/best.json); several: an ensemble")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "weights"))
+    parser.add_argument("--out-dir", default=".", help="the preset folder is written to <out-dir>/<name>")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
     parser.add_argument("--average", nargs="+", help="checkpoint directories / .weights.h5 files to average")
-    parser.add_argument("--short-side", type=int)
-    parser.add_argument("--thresh", type=float)
-    parser.add_argument("--box-thresh", type=float)
-    parser.add_argument("--unclip", type=float)
+    parser.add_argument("--short-side", type=positive_int)
+    parser.add_argument("--thresh", type=unit_interval)
+    parser.add_argument("--box-thresh", type=unit_interval)
+    parser.add_argument("--unclip", type=positive_float)
     parser.add_argument("--split-by-threshold", action=argparse.BooleanOptionalAction, default=None,
                         help="cut candidates where the threshold map parts them (db_tf.postprocess.split_by_threshold)")
     parser.add_argument("--source", help="provenance text for the JSON (default: --from's)")
@@ -115,18 +119,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start_tensorflow()
 
-    from db_tf.training.checkpoints import write_weights_without_optimizer
+    from db_tf.presets import save_preset
 
     try:
         model, base = load_models(args.bases, args.average)
-    except ValueError as exc:   # PretrainedError included: the message names the file and the problem
+        meta = metadata(base, args.name, args)
+        folder = save_preset(Path(args.out_dir) / args.name, model, meta, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as exc:   # PresetError too: the message names the file and the problem
         parser.error(str(exc))
-    out_dir = Path(args.out_dir)
-    write_weights_without_optimizer(model, out_dir / f"{args.name}.weights.h5")
-    meta = metadata(base, args.name, args)
-    (out_dir / f"{args.name}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out_dir / (args.name + '.weights.h5')} and {args.name}.json"
-          + (f" (mean of {len(args.average)} checkpoints)" if args.average else ""))
+    print(f"wrote preset {folder}" + (f" (mean of {len(args.average)} checkpoints)" if args.average else ""))
     return 0
 
 

@@ -89,19 +89,19 @@ def plan_model(cfg, init):
         raise TrainingError(f"MODEL.NAME={cfg.MODEL.NAME!r} and --init {init} name two different starting models; "
                             f"give one of them (a .weights.h5 with --init replaces the preset's weights)")
     if preset:
-        from db_tf import pretrained
+        from db_tf import presets
 
         try:
-            json_path = pretrained.resolve(preset)
-            meta = pretrained.read_metadata(json_path)
-        except pretrained.PretrainedError as exc:
+            files = presets.resolve(preset)
+            meta = presets.read_metadata(preset)
+        except presets.PresetError as exc:
             raise TrainingError(str(exc)) from None
         kwargs = {key: meta["model"][key] for key in meta["model"] if key != "backbone_weights"}
         preprocess = {key: meta["preprocess"][key] for key in ("channel_order", "mean", "std")}
         why = f"MODEL.NAME={cfg.MODEL.NAME!r}" if cfg.MODEL.NAME else f"--init {init}"
         # A .weights.h5 given with --init (e.g. an earlier fine-tuning of this preset) replaces the preset's.
-        weights = init if init and str(init).endswith(".weights.h5") else pretrained.weights_path(json_path)
-        return kwargs, preprocess, weights, f"preset {meta['name']} ({why}, {json_path})"
+        weights = init if init and str(init).endswith(".weights.h5") else files.weights
+        return kwargs, preprocess, weights, f"preset {meta['name']} ({why}, {files.config})"
     kwargs = model_kwargs_from_config(cfg.MODEL)
     init_path = init or cfg.MODEL.WEIGHTS or None
     return kwargs, config_preprocess(cfg.DATA), init_path, "built from cfg.MODEL"

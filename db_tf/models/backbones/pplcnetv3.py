@@ -289,7 +289,7 @@ def pplcnetv3(scale=0.75, weights=None, name=None):
     """PP-LCNetV3 detection backbone: images (N, H, W, 3) -> [C2, C3, C4, C5] (strides 4, 8, 16, 32).
 
     `weights` is None (random initialisation) or a `.weights.h5` file of this backbone alone. The
-    pretrained detector weights are whole-model weights: use `db_tf.pretrained.load_pretrained`.
+    pretrained detector weights are whole-model weights: use `db_tf.presets.load_preset`.
     """
     images = keras.Input((None, None, 3), name="images")
     x = StemConv(make_divisible(STEM_CHANNELS * scale), name="stem")(images)

@@ -135,7 +135,7 @@ def pplcnetv4_small(weights=None, name="pplcnetv4_small"):
     """PP-LCNetV4 small detection backbone: images (N, H, W, 3) -> [C2, C3, C4, C5] (strides 4..32).
 
     `weights` is None (random initialisation) or a `.weights.h5` file of this backbone alone. The
-    pretrained detector weights are whole-model weights: use `db_tf.pretrained.load_pretrained`.
+    pretrained detector weights are whole-model weights: use `db_tf.presets.load_preset`.
     """
     images = keras.Input((None, None, 3), name="images")
     x = HGStem(name="stem")(images)
