@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from db_tf.config import ConfigError, apply_overrides, load_config
@@ -32,17 +34,42 @@ def test_loaded_configs_are_independent():
 
 
 
-def test_shipped_recipes_loaded_in_one_process_do_not_leak_into_each_other():
-    """Stage configs build on a base config: loading one must not change what the base or db_config.py give."""
-    from pathlib import Path
+@pytest.fixture
+def data_roots(tmp_path, monkeypatch):
+    """The dataset variables the recipes read, pointed at a folder of this test (no real data needed)."""
+    roots = {"ICDAR2015_ROOT": tmp_path / "ic15", "MSRA_TD500_ROOT": tmp_path / "td500"}
+    for variable, path in roots.items():
+        monkeypatch.setenv(variable, str(path))
+    return roots
 
-    configs = Path(__file__).resolve().parent.parent / "configs"
-    stage10 = load_config(configs / "ppocrv4_ic15_stage10.py")   # stage 4 (its ancestor) sets windows and EMA
+
+def test_shipped_recipes_loaded_in_one_process_do_not_leak_into_each_other(repo_root, data_roots):
+    """Stage configs build on a base config: loading one must not change what the base or the defaults give."""
+    configs = repo_root / "configs"
+    stage10 = load_config(configs / "ppocrv4_ic15.py")   # sets window crops, EMA, a frozen backbone on stage 1
     assert stage10.DATA.AUG.CROP_MODE == "window" and stage10.TRAIN.EMA == 0.99
-    stage1, stage2 = load_config(configs / "ppocrv4_ic15.py"), load_config(configs / "ppocrv4_ic15_stage2.py")
-    for cfg in (stage1, stage2, load_config(configs / "r18_ic15.py"), load_config()):
+    assert stage10.TRAIN.FREEZE == ["backbone"]
+    ensemble = load_config(configs / "ppocrv4_v6_ic15.py")   # changes its base's MODEL.NAME
+    assert ensemble.MODEL.NAME == "runs/ppocrv6_ic15/final.json"
+    stage1 = load_config(configs / "ppocrv4_ic15" / "stage1.py")
+    stage2 = load_config(configs / "ppocrv4_ic15" / "stage2.py")
+    for cfg in (stage1, stage2, load_config(configs / "experiments" / "r18_ic15.py"), load_config()):
         assert cfg.DATA.AUG.CROP_MODE == "resize" and cfg.TRAIN.EMA == 0.0 and cfg.TRAIN.FREEZE == []
     assert stage1.MODEL.NAME == "ppocrv4_mobile" and load_config().MODEL.NAME != "ppocrv4_mobile"
+    assert load_config(configs / "ppocrv4_v6_ic15" / "ppocrv6_stage1.py").MODEL.NAME == "ppocrv6_small"
+
+
+def test_recipes_take_their_data_from_the_environment(repo_root, data_roots, monkeypatch):
+    """No recipe names a machine path: its datasets lie under $ICDAR2015_ROOT, and without it the error says
+    which variable to set."""
+    cfg = load_config(repo_root / "configs" / "ppocrv4_ic15.py")
+    for spec in cfg.DATA.TRAIN + cfg.DATA.VAL:
+        assert Path(spec["images"]).parent == data_roots["ICDAR2015_ROOT"]
+    assert [spec["select"] for spec in cfg.DATA.TRAIN + cfg.DATA.VAL] == ["0:900", "900:1000"]
+    monkeypatch.delenv("ICDAR2015_ROOT")
+    with pytest.raises(ConfigError, match="ICDAR2015_ROOT"):
+        load_config(repo_root / "configs" / "ppocrv4_ic15.py")
+
 
 @pytest.mark.parametrize("override, words", [
     ("TRAIN.EPOCS=2", ["unknown config key", "EPOCS", "EPOCHS"]),
@@ -109,6 +136,33 @@ def test_config_files_are_normalised_and_completed(tmp_path):
         load_config(overrides=["DATA.VAL=[{'format': 'icdar2015', 'labelz': 'x'}]"])
 
 
-def test_every_shipped_config_passes_the_check(repo_root):
-    for path in [repo_root / "db_config.py", *sorted((repo_root / "configs").glob("*.py"))]:
+def shipped_configs(repo_root):
+    return [repo_root / "db_config.py", *sorted((repo_root / "configs").rglob("*.py"))]
+
+
+def test_every_shipped_config_passes_the_check(repo_root, data_roots):
+    paths = shipped_configs(repo_root)
+    assert len(paths) >= 18   # db_config.py, 2 entry recipes, their stages, the experiments
+    for path in paths:
         load_config(path)
+
+
+def test_recipes_inherit_at_most_one_level(repo_root, data_roots, monkeypatch):
+    """A recipe loads the defaults or one base that itself loads only the defaults: no chains of stages."""
+    import db_tf.config as config_module
+
+    read_file, depth, deepest = config_module._read_file, [0], {}
+
+    def counting_read_file(path):
+        depth[0] += 1
+        deepest[path] = max(deepest.get(path, 0), depth[0])
+        try:
+            return read_file(path)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(config_module, "_read_file", counting_read_file)
+    for path in shipped_configs(repo_root):
+        deepest.clear()
+        load_config(path)
+        assert max(deepest.values()) <= 2, f"{path} loads a chain of configs: {deepest}"

@@ -1,8 +1,8 @@
 """Stage 3 of the PP-OCRv6 small ICDAR 2015 fine-tuning (issue #8): ppocrv4_ic15's stage-10 recipe on it.
 
-    python train.py --config configs/ppocrv6_ic15_stage3.py --time-limit 60   # rerun to continue
+    db-tf train --config configs/experiments/ppocrv6_ic15_stage3.py --time-limit 60   # rerun to continue
 
-From stage 2's final weights (configs/ppocrv6_ic15_stage2.py), the recipe that gave ppocrv4_ic15 its last
+From stage 2's final weights (configs/ppocrv4_v6_ic15.py), the recipe that gave ppocrv4_ic15 its last
 gains: the backbone frozen (TRAIN.FREEZE = ["backbone"]), only the neck and the head adapt, Adam 1e-4 with
 50 warm-up steps decaying to zero over 4 epochs (448 steps); 5:1 hard negatives and weight averaging as before.
 """
@@ -10,9 +10,9 @@ from pathlib import Path
 
 from db_tf.config import load_config
 
-cfg = load_config(Path(__file__).with_name("ppocrv6_ic15.py"))
+cfg = load_config(Path(__file__).parents[1] / "ppocrv4_v6_ic15" / "ppocrv6_stage1.py")
 
-cfg.MODEL.NAME = "runs/ppocrv6_ic15_stage2/final.json"
+cfg.MODEL.NAME = "runs/ppocrv6_ic15_stage2/final.json"   # PP-OCRv6 stage 2's final weights
 cfg.TRAIN.FREEZE = ["backbone"]
 cfg.TRAIN.RUN_DIR = "runs/ppocrv6_ic15_stage3"
 cfg.TRAIN.EPOCHS = 4                         # 4 x 112 = 448 steps

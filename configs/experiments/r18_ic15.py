@@ -1,17 +1,16 @@
-"""R18-DB from scratch, step 2 of 2: ICDAR 2015 img_1..img_900 after configs/r18_synth.py (issue #8).
+"""R18-DB from scratch, step 2 of 2: ICDAR 2015 img_1..img_900 after configs/experiments/r18_synth.py (issue #8).
 
-    python train.py --config configs/r18_ic15.py --init runs/r18_synth/final.weights.h5 --time-limit 45
+    export ICDAR2015_ROOT=/data/icdar2015_train      # imgs/img_N.jpg, gts/gt_img_N.txt
+    db-tf train --config configs/experiments/r18_ic15.py --init runs/r18_synth/final.weights.h5 --time-limit 45
 
 Same recipe and crop size as step 1 (see there); the learning-rate schedule starts again (Adam 1e-3, warm-up).
 Validation on img_901..img_1000 every 2 epochs (short side 736, box_thresh 0.6: the official test settings).
 """
-from pathlib import Path
+from db_tf.config import data_root, load_config
 
-from db_tf.config import load_config
+cfg = load_config()   # a fresh copy of db-tf's defaults
 
-cfg = load_config()   # a fresh copy of db_config.py's defaults (its module object stays untouched)
-
-_IC15 = Path(__file__).resolve().parents[2] / "shared" / "data" / "icdar2015_train"
+_IC15 = data_root("ICDAR2015_ROOT")
 
 cfg.MODEL.BACKBONE = "resnet18"
 cfg.MODEL.NECK = "fpn"

@@ -1,6 +1,6 @@
 """Stage 11 of the ICDAR 2015 fine-tuning (issue #8): stage 10 at a higher zoom, tested at short side 1536.
 
-    python train.py --config configs/ppocrv4_ic15_stage11.py --time-limit 60   # rerun to continue
+    db-tf train --config configs/experiments/ppocrv4_ic15_stage11.py --time-limit 60   # rerun to continue
 
 Of the shipped model's 104 missed words, 38 have no detection at all and 34 are merged with a neighbour;
 words under 30 px long are found 31 % of the time. Both get easier when the image is larger: more pixels
@@ -18,9 +18,25 @@ from pathlib import Path
 
 from db_tf.config import load_config
 
-cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage10.py"))
+cfg = load_config(Path(__file__).parents[1] / "ppocrv4_ic15" / "stage1.py")
 
+cfg.MODEL.NAME = "runs/ppocrv4_ic15_stage4/best.json"   # stage 4's best epoch (step 112)
+
+cfg.DATA.AUG.CROP_MODE = "window"            # 640 windows (stage 4) at a higher zoom
 cfg.DATA.AUG.SCALE = [1.4, 2.8]
-cfg.POSTPROCESS.SHORT_SIDE = 1536
-cfg.POSTPROCESS.SPLIT_BY_THRESHOLD = True
+
 cfg.TRAIN.RUN_DIR = "runs/ppocrv4_ic15_stage11"
+cfg.TRAIN.EPOCHS = 4                         # 4 x 112 = 448 steps
+cfg.TRAIN.LR = 0.0001
+cfg.TRAIN.WARMUP_STEPS = 50
+cfg.TRAIN.FREEZE = ["backbone"]
+cfg.TRAIN.LOSS.NEGATIVE_RATIO = 5.0
+cfg.TRAIN.EMA = 0.99
+cfg.TRAIN.FREEZE_BN_EXCEPT = ["head/threshold"]
+cfg.TRAIN.CHECKPOINT_EVERY = 112
+cfg.TRAIN.KEEP_CHECKPOINTS = 6
+
+cfg.POSTPROCESS.SHORT_SIDE = 1536
+cfg.POSTPROCESS.BOX_THRESH = 0.5
+cfg.POSTPROCESS.UNCLIP_RATIO = 1.3
+cfg.POSTPROCESS.SPLIT_BY_THRESHOLD = True
