@@ -31,8 +31,9 @@ Bad input (decided rules; strict=True raises an error naming file and line inste
   * unreadable / missing / non-UTF-8 GT file, malformed line or record -> AnnotationError always
     from read_annotation (we cannot know where that text is); read_dataset then skips the whole
     sample with a logged warning (strict: re-raises).
-  * polygon with < 3 distinct points, non-finite coordinates, or area < 1 px^2 -> that polygon
-    is dropped with a logged warning (it covers no pixels worth labelling).
+  * polygon with < 3 distinct points, or area < 1 px^2 -> that polygon is dropped with a logged
+    warning (it covers no pixels worth labelling); so is one with a coordinate that is NaN / inf,
+    or becomes inf as float32 (|x| > 3.4e38: `1e39`), checked here for every format.
   * self-intersecting polygon -> replaced by its convex hull and marked ignore (logged): the
     region is masked out of the loss instead of getting a wrong shape.
   * points outside the image -> kept as they are; the label maps clip to the image (MSRA-TD500
@@ -100,18 +101,24 @@ class AnnotationError(ValueError):
 
 
 # ----------------------------------------------------------------------------- polygon checks
+_NON_FINITE = "non-finite coordinate (NaN, inf, or beyond float32's range of +-3.4e38)"
+
+
 def _check_polygon(points, path, line, strict):
     """Validate one parsed polygon: (float32 polygon or None to drop, force_ignore)."""
-    points = np.asarray(points, np.float64).reshape(-1, 2)
-
     def reject(reason):
         if strict:
             raise AnnotationError(path, line, reason)
         log.warning("%s:%s: %s; polygon dropped", path, line, reason)
         return None, False
 
-    if not np.all(np.isfinite(points)):
-        return reject("non-finite coordinate")
+    try:
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+    except OverflowError:                                           # a JSON integer beyond float64
+        return reject(_NON_FINITE)
+    with np.errstate(over="ignore"):                                # 1e39 is finite in float64 only:
+        if not np.all(np.isfinite(points.astype(np.float32))):       # test what the polygon is stored as
+            return reject(_NON_FINITE)
     following = np.concatenate([points[1:], points[:1]])
     keep = np.any(points != following, axis=1)                      # drop repeats, incl. a closing point
     points = points[keep] if keep.any() else points[:1]
@@ -424,6 +431,8 @@ def _mmocr_sample(entry, index, json_path, images_dir, strict, dataset, ratio):
             raise AnnotationError(json_path, None, f"{place}: 'polygon' must be a flat list of x, y pairs")
         try:
             points = np.asarray(values, np.float64).reshape(-1, 2)
+        except OverflowError:
+            points = values                             # an integer beyond float64: _check_polygon drops it
         except (TypeError, ValueError):
             raise AnnotationError(json_path, None, f"{place}: non-numeric polygon") from None
         out.add(points, bool(instance.get("ignore", False)), str(instance.get("text", "")), place)
