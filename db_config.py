@@ -20,10 +20,11 @@ cfg.MODEL.WEIGHTS = ""              # .weights.h5 to load for inference / export
 
 # ---------------------------------------------------------------- data
 cfg.DATA = edict()
-# Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|mmocr|polygon_txt,
-#                "images": dir, "labels": dir or json file, "ratio": sampling weight}
+# Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|polygon_txt|labelme|mmocr|paddleocr,
+#                "images": dir, "labels": dir, or the json / label file (mmocr, paddleocr), "ratio": sampling weight}
 #                {"format": "synth", "num": N, "ratio": w, "level": "word"} draws synthetic text on the fly.
 # Optional "select": "900:1000" slices the naturally sorted image list (ICDAR 2015 validation: img_901..img_1000).
+# labelme: optional "ignore_labels": ["###", ...]; paddleocr: image paths in the label file are relative to "images".
 # An empty TRAIN list means: train on synthetic scene text generated on the fly.
 cfg.DATA.TRAIN = []
 cfg.DATA.VAL = []
