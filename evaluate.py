@@ -9,8 +9,11 @@ set and a missing detection file means no detections (--only-predicted: score on
 a detection file without GT is an error.
 --images: every image in the folder is detected (with the settings of inference.py) and must have a GT file.
 GT files are named as the format's readers expect (icdar2015: gt_<stem>.txt; msra_td500: <stem>.gt;
-totaltext: poly_gt_<stem>.txt; ctw1500: <stem>.txt / .xml; polygon_txt: <stem>.txt or gt_<stem>.txt) and
-read by db_tf.data.readers.read_annotation (non-strict: its polygon checks apply).
+totaltext: poly_gt_<stem>.txt; ctw1500: <stem>.txt / .xml; polygon_txt: <stem>.txt or gt_<stem>.txt;
+labelme: <stem>.json, --gt-ignore-label LABEL to set its don't-care labels) and read by
+db_tf.data.readers.read_annotation (non-strict: its polygon checks apply). --gt-format paddleocr: --gt is one
+PaddleOCR label file (``image path<TAB>[{"transcription", "points"}]`` lines); each line's image is known by the
+stem of its path, and a malformed line is an error (naming file:line), not skipped.
 
 --sweep also reports precision / recall / hmean for a range of box_thresh values and the best hmean (as
 MMOCR does), after the fixed-threshold result. Box thresholds only filter detections by score (every other
@@ -37,6 +40,8 @@ from db_tf.cli.common import (add_verbose_flag, non_negative_int, positive_float
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
 PRED_SUFFIXES = (".txt", ".json")
+GT_FORMATS = ("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt", "labelme", "paddleocr")
+LABEL_FILE_FORMATS = ("paddleocr",)     # --gt is one file holding every image's GT
 
 
 def build_parser():
@@ -44,9 +49,10 @@ def build_parser():
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--pred", help="folder of detection files")
     source.add_argument("--images", help="folder of images to detect with --weights")
-    parser.add_argument("--gt", required=True, help="folder of ground-truth files")
-    parser.add_argument("--gt-format", default="icdar2015",
-                        choices=("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt"))
+    parser.add_argument("--gt", required=True, help="folder of ground-truth files (paddleocr: the label file)")
+    parser.add_argument("--gt-format", default="icdar2015", choices=GT_FORMATS)
+    parser.add_argument("--gt-ignore-label", action="append", metavar="LABEL",
+                        help="labelme: a label meaning don't care (repeatable; default ###)")
     parser.add_argument("--only-predicted", action="store_true",
                         help="--pred: score only the GT images that have a detection file")
     parser.add_argument("--per-image", metavar="FILE.json", help="also write per-image results to this JSON")
@@ -91,7 +97,9 @@ def pred_key(name):
 
 
 def gt_files(gt_dir, fmt):
-    """{image stem: GT path}; errors when the folder has none."""
+    """{image stem: GT path, or for a label-file format the line already read}; errors when there is none."""
+    if fmt in LABEL_FILE_FORMATS:
+        return gt_lines(gt_dir)
     folder = Path(gt_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"--gt {folder} is not a folder")
@@ -103,6 +111,34 @@ def gt_files(gt_dir, fmt):
     if not files:
         raise FileNotFoundError(f"no {fmt} GT files in {folder}")
     return files
+
+
+def gt_lines(label_path):
+    """{image stem: LabelLine} of a PaddleOCR label file; a malformed line or a stem seen twice is an error."""
+    from db_tf.data.readers import read_paddleocr_labels
+
+    if not Path(label_path).is_file():
+        raise FileNotFoundError(f"--gt {label_path} is not a file (--gt-format paddleocr reads one label file)")
+    lines = {}
+    for entry in read_paddleocr_labels(label_path, skip_malformed=False):
+        key = Path(entry.image.replace("\\", "/")).stem
+        if key in lines:
+            raise ValueError(f"{label_path}:{entry.line}: image {entry.image} has the stem {key} of line "
+                             f"{lines[key].line} ({lines[key].image}); images are matched by stem")
+        lines[key] = entry
+    if not lines:
+        raise FileNotFoundError(f"no GT lines in {label_path}")
+    return lines
+
+
+def read_gt(source, args):
+    """(polygons, ignore) of one image from a gt_files() value."""
+    from db_tf.data.readers import LabelLine, read_annotation
+
+    if isinstance(source, LabelLine):
+        return source.polygons, source.ignore
+    polygons, ignore, _ = read_annotation(source, args.gt_format, ignore_labels=args.gt_ignore_label)
+    return polygons, ignore
 
 
 def pred_files(pred_dir):
@@ -143,7 +179,6 @@ def sweep(samples, thresholds):
 
 
 def samples_from_files(args):
-    from db_tf.data.readers import read_annotation
     from db_tf.metrics import read_detections
 
     gts, preds = gt_files(args.gt, args.gt_format), pred_files(args.pred)
@@ -155,7 +190,7 @@ def samples_from_files(args):
         raise ValueError(f"no detection file in {args.pred} matches a GT file in {args.gt}")
     samples = {}
     for key in keys:
-        polygons, ignore, _ = read_annotation(gts[key], args.gt_format)
+        polygons, ignore = read_gt(gts[key], args)
         dets, det_scores = read_detections(preds[key]) if key in preds else ([], np.zeros(0, np.float32))
         if args.sweep and det_scores is None:
             raise ValueError(f"--sweep needs scores, and {preds[key]} has none (write --format txt or json)")
@@ -168,7 +203,6 @@ def samples_from_model(args, cfg, thresholds):
 
     The detections are made at the lowest of box_thresh and the sweep thresholds (see the module doc)."""
     from db_tf.data.image_io import ImageReadError, read_image
-    from db_tf.data.readers import read_annotation
     from inference import detector_from_args, list_images
 
     images = list_images(args.images)
@@ -190,7 +224,7 @@ def samples_from_model(args, cfg, thresholds):
         start = time.perf_counter()
         result = detector.detect(image, box_thresh=lowest)
         elapsed += time.perf_counter() - start
-        polygons, ignore, _ = read_annotation(gts[path.stem], args.gt_format)
+        polygons, ignore = read_gt(gts[path.stem], args)
         samples[path.stem] = (polygons, ignore, result.polygons, result.scores)
     if samples:
         print(f"detected {len(samples)} images, {elapsed * 1000 / len(samples):.0f} ms per image")
@@ -240,6 +274,8 @@ def main(argv=None):
     if step <= 0 or start > stop:
         parser.error(f"--sweep-range needs START <= STOP and STEP > 0, got {start} {stop} {step}")
     thresholds = [round(float(t), 6) for t in np.arange(start, stop + step / 2, step)] if args.sweep else []
+    if args.gt_ignore_label and args.gt_format != "labelme":
+        parser.error(f"--gt-ignore-label applies to --gt-format labelme, not {args.gt_format}")
     if args.images:
         start_tensorflow(args.verbose)
     from db_tf.data.readers import AnnotationError

@@ -14,7 +14,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 
 # Keys an entry of DATA.TRAIN / DATA.VAL may have, with their types. "format" is required.
 DATASET_KEYS = {"format": str, "images": str, "labels": str, "ratio": (int, float), "name": str, "select": str,
-                "num": int, "level": str}
+                "num": int, "level": str, "ignore_labels": (list, tuple)}
 
 
 def default_config():
@@ -33,10 +33,11 @@ def default_config():
 
     # ---------------------------------------------------------------- data
     cfg.DATA = edict()
-    # Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|mmocr|polygon_txt,
-    #                "images": dir, "labels": dir or json file, "ratio": sampling weight}
+    # Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|polygon_txt|labelme|mmocr|paddleocr,
+    #                "images": dir, "labels": dir, or the json / label file (mmocr, paddleocr), "ratio": sampling weight}
     #                {"format": "synth", "num": N, "ratio": w, "level": "word"} draws synthetic text on the fly.
     # Optional "select": "900:1000" slices the naturally sorted image list (ICDAR 2015 validation: img_901..img_1000).
+    # labelme: optional "ignore_labels": ["###", ...]; paddleocr: image paths in the label file are relative to "images".
     # An empty TRAIN list means: train on synthetic scene text generated on the fly.
     cfg.DATA.TRAIN = []
     cfg.DATA.VAL = []

@@ -216,18 +216,25 @@ def read_detections(path):
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
-            polygons = [np.asarray(p, np.float32).reshape(-1, 2) for p in data["polygons"]]
+            with np.errstate(over="ignore"):                  # beyond float32 -> inf, refused below
+                polygons = [np.asarray(p, np.float32).reshape(-1, 2) for p in data["polygons"]]
+        except OverflowError:
+            raise ValueError(f"{path}: a coordinate is not finite (an integer beyond float range)") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a detection JSON with a 'polygons' list ({exc})") from None
         if any(len(p) < 3 or not np.all(np.isfinite(p)) for p in polygons):
-            raise ValueError(f"{path}: every polygon needs at least 3 finite points")
+            raise ValueError(f"{path}: every polygon needs at least 3 finite points (NaN, inf and values "
+                             f"beyond float32's +-3.4e38 are not)")
         scores = data.get("scores")
         if scores is None:
             return polygons, None
         try:
-            scores = np.asarray(scores, np.float32).reshape(-1)
-        except (ValueError, TypeError) as exc:
+            with np.errstate(over="ignore"):
+                scores = np.asarray(scores, np.float32).reshape(-1)
+        except (ValueError, TypeError, OverflowError) as exc:
             raise ValueError(f"{path}: 'scores' must be a list of numbers ({exc})") from None
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"{path}: every score must be finite")
         if len(scores) != len(polygons):
             raise ValueError(f"{path}: {len(scores)} scores for {len(polygons)} polygons")
         return polygons, scores
@@ -241,14 +248,18 @@ def read_detections(path):
                 numbers.append(float(field_text))
             except ValueError:
                 break  # transcription or other text: the coordinates are over
-        if len(numbers) % 2:
-            scores.append(numbers.pop())
-        if len(numbers) < 6:
+        if len(numbers) < 6 + len(numbers) % 2:
             raise ValueError(f"{path}:{line_no}: expected at least 3 points 'x1,y1,x2,y2,x3,y3,...', "
                              f"got {line.strip()!r}")
-        if not np.all(np.isfinite(numbers)):
-            raise ValueError(f"{path}:{line_no}: non-finite coordinate in {line.strip()!r}")
-        polygons.append(np.asarray(numbers, np.float32).reshape(-1, 2))
+        with np.errstate(over="ignore"):                      # 1e39 is finite in float64, inf in float32
+            values = np.asarray(numbers, np.float32)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{path}:{line_no}: non-finite number (NaN, inf, or beyond float32's +-3.4e38) in "
+                             f"{line.strip()!r}")
+        if len(values) % 2:                                   # an odd count: the last number is the score
+            scores.append(values[-1])
+            values = values[:-1]
+        polygons.append(values.reshape(-1, 2))
     if scores and len(scores) != len(polygons):
         raise ValueError(f"{path}: some lines have a score and some do not")
     return polygons, (np.asarray(scores, np.float32) if scores else None)

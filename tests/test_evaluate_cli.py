@@ -162,3 +162,31 @@ def test_model_flags_need_images(dataset):
                                              ("ctw1500", "0001.xml", "0001")])
 def test_gt_file_names_map_to_image_stems(fmt, name, stem):
     assert evaluate.gt_key(name, fmt) == stem
+
+
+@pytest.mark.parametrize("value", ["1e39", "nan", "inf"])
+def test_non_finite_gt_coordinate_is_dropped_with_a_warning(value, dataset, tmp_path, caplog):
+    """A GT polygon beyond float32 is dropped (logged with file:line); the rest of the set is scored."""
+    gt, pred = dataset
+    (gt / "gt_img_2.txt").write_text(box_line(10, 10, 60, 30, "x") + f"0,0,{value},0,50,50,0,50,huge\n")
+    report = tmp_path / "r.json"
+    assert evaluate.main(["--pred", str(pred), "--gt", str(gt), "--per-image", str(report)]) == 0
+    assert (totals_of(report)["gt_care"], totals_of(report)["matched"]) == (3, 2)       # as without the line
+    assert "gt_img_2.txt:2: non-finite coordinate" in caplog.text
+
+
+@pytest.mark.parametrize("name, text", [("res_img_2.txt", "0,0,1e39,0,50,50,0,50,0.9\n"),
+                                        ("res_img_2.txt", "0,0,10,0,10,10,0,10,nan\n"),
+                                        ("res_img_2.json", '{"polygons": [[[0, 0], [1e39, 0], [50, 50]]]}'),
+                                        ("res_img_2.json", '{"polygons": [[[0, 0], [' + "1" * 400 + ', 0], '
+                                                           '[50, 50]]]}'),
+                                        ("res_img_2.json", '{"polygons": [[[0, 0], [9, 0], [9, 9]]], '
+                                                           '"scores": [NaN]}')],
+                         ids=["txt_1e39", "txt_nan_score", "json_1e39", "json_int_1e400", "json_nan_score"])
+def test_non_finite_detection_is_an_error_naming_the_file(name, text, dataset, capsys):
+    gt, pred = dataset
+    (pred / "res_img_2.txt").unlink()
+    (pred / name).write_text(text)
+    assert evaluate.main(["--pred", str(pred), "--gt", str(gt)]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}{':1' if name.endswith('.txt') else ''}: " in err and "finite" in err

@@ -215,6 +215,55 @@ def test_bad_specs():
         read_dataset(spec("icdar2015", ratio=0))
 
 
+HUGE = "1" + "0" * 40                       # a plain decimal 1e40: finite in float64, inf in float32
+CTW_LINE = ",".join([f"{10 * i},0" for i in range(6)] + ["{x},0", "{x},10"]
+                    + [f"{10 * i},10" for i in reversed(range(6))])          # 14 points, x of the right end
+GOOD_AND_BAD = {   # format -> (file name, a good polygon on line 1, a non-finite one on line 2)
+    "icdar2015": ("gt_1.txt", "0,0,10,0,10,10,0,10,good\n0,0,1e39,0,10,10,0,10,huge\n"),
+    "msra_td500": ("1.gt", "0 0 10 10 30 8 0.0\n1 0 10 10 1e39 8 0.0\n"),
+    "totaltext": ("poly_gt_1.txt", "x: [[0 10 10 0]], y: [[0 0 10 10]], ornt: [u'h'], transcriptions: [u'a']\n"
+                                   "x: [[0 1e39 10 0]], y: [[0 0 10 10]], ornt: [u'h'], transcriptions: [u'b']\n"),
+    "ctw1500": ("1.txt", CTW_LINE.format(x="60") + ",####a\n" + CTW_LINE.format(x=HUGE) + ",####b\n"),
+    "polygon_txt": ("1.txt", f"0,0,10,0,10,10,good\n0,0,{HUGE},0,10,10,huge\n"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(GOOD_AND_BAD))
+def test_coordinates_beyond_float32_are_dropped_or_raised(fmt, tmp_path, caplog):
+    name, text = GOOD_AND_BAD[fmt]
+    gt = write(tmp_path / name, text)
+    with caplog.at_level(logging.WARNING):
+        polygons, ignore, _ = read_annotation(gt, fmt)
+    assert len(polygons) == len(ignore) == 1 and all(np.isfinite(p).all() for p in polygons)
+    assert f"{name}:2: non-finite coordinate" in caplog.text and "dropped" in caplog.text
+    with pytest.raises(AnnotationError, match=rf"{name}:2: non-finite coordinate"):
+        read_annotation(gt, fmt, strict=True)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1e39", "3.5e38"])
+def test_nan_inf_and_overflow_text_in_icdar2015(value, tmp_path):
+    gt = write(tmp_path / "gt_1.txt", f"0,0,10,0,10,10,0,10,good\n0,0,{value},0,10,10,0,10,bad\n")
+    assert len(read_annotation(gt, "icdar2015")[0]) == 1
+    with pytest.raises(AnnotationError, match=r"gt_1.txt:2: non-finite coordinate"):
+        read_annotation(gt, "icdar2015", strict=True)
+    near_max = write(tmp_path / "gt_2.txt", "0,0,3.4e38,0,10,10,0,10,big but finite\n")   # float32 max 3.40282e38
+    assert np.isfinite(read_annotation(near_max, "icdar2015", strict=True)[0][0]).all()
+
+
+@pytest.mark.parametrize("value", ["1e39", "NaN", "Infinity", "1" + "0" * 400],      # JSON allows NaN / Infinity
+                         ids=["1e39", "NaN", "Infinity", "int_1e400"])
+def test_mmocr_non_finite_coordinates(value, tmp_path, caplog):
+    shutil.copytree(FIXTURES / "mmocr/imgs", tmp_path / "imgs")
+    json_path = write(tmp_path / "t.json", '{"data_list": [{"img_path": "imgs/a.jpg", "instances": ['
+                      f'{{"polygon": [0, 0, 10, 0, 10, 10]}}, {{"polygon": [0, 0, {value}, 0, 10, 10]}}]}}]}}')
+    dataset = {"format": "mmocr", "images": str(tmp_path), "labels": str(json_path)}
+    with caplog.at_level(logging.WARNING):
+        samples = read_dataset(dataset)
+    assert len(samples[0].polygons) == 1 and "instances[1]: non-finite coordinate" in caplog.text
+    with pytest.raises(AnnotationError, match=r"instances\[1\]: non-finite coordinate"):
+        read_dataset(dataset, strict=True)
+
+
 # ----------------------------------------------------------------------------- mixing, selection
 def test_mixing_ratios_and_select():
     samples = read_datasets([spec("icdar2015", ratio=3.0), spec("ctw1500", ratio=1.0)])

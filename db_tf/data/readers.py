@@ -21,9 +21,21 @@ Formats (`spec["format"]`, one entry of cfg.DATA.TRAIN / cfg.DATA.VAL):
                numeric transcription like `2020` is read correctly, but one holding two numeric
                comma-separated fields (`12,5`) cannot be told from a point: avoid writing those.
                `###` = ignore. (db_tf.synth writes this format.)
+  labelme      X.json for X.<ext> (labelme's own naming; images and labels may be one folder):
+               {"shapes": [{"label", "points": [[x, y], ...], "shape_type"}], "imagePath", ...}.
+               shape_type polygon (or missing: labelme < 3) as is; rectangle: its 2 points are
+               opposite corners; other types (line, point, circle, ...) are no text area: skipped
+               with a warning (strict: error). Label `###` (spec "ignore_labels": [...] to choose
+               others) = ignore. An imagePath naming another image is warned about (strict: error);
+               imageData / imageHeight / imageWidth are not used. Errors name `file:shapes[j]`.
   mmocr        one MMOCR textdet JSON in `labels`: {"data_list": [{"img_path", "instances":
                [{"polygon": [x1, y1, ...] (or "bbox": [x1, y1, x2, y2]), "ignore": bool,
                "text"?}]}]}; relative img_path is joined to `images` (default: the JSON's folder).
+  paddleocr    one PaddleOCR detection label file in `labels` (PPOCRLabel's Label.txt, PaddleOCR's
+               train_list): `image path<TAB>[{"transcription": "...", "points": [[x, y], ...]}, ...]`
+               per image; the path is relative to `images` (PaddleOCR's data_dir, required).
+               Transcription `###` or `*` (PaddleOCR's don't-care marks) or "difficult": true =
+               ignore. A malformed line is skipped with a warning naming file:line (strict: error).
 
 Every reader yields float32 (K, 2) polygons (K >= 3), a bool ignore array and the transcriptions.
 
@@ -31,24 +43,27 @@ Bad input (decided rules; strict=True raises an error naming file and line inste
   * unreadable / missing / non-UTF-8 GT file, malformed line or record -> AnnotationError always
     from read_annotation (we cannot know where that text is); read_dataset then skips the whole
     sample with a logged warning (strict: re-raises).
-  * polygon with < 3 distinct points, non-finite coordinates, or area < 1 px^2 -> that polygon
-    is dropped with a logged warning (it covers no pixels worth labelling).
+  * polygon with < 3 distinct points, or area < 1 px^2 -> that polygon is dropped with a logged
+    warning (it covers no pixels worth labelling); so is one with a coordinate that is NaN / inf,
+    or becomes inf as float32 (|x| > 3.4e38: `1e39`), checked here for every format.
   * self-intersecting polygon -> replaced by its convex hull and marked ignore (logged): the
     region is masked out of the loss instead of getting a wrong shape.
   * points outside the image -> kept as they are; the label maps clip to the image (MSRA-TD500
     has boxes past the border). The reader never opens the image.
   * images without a GT file and GT files without an image -> logged and skipped (strict: raise).
   * consecutive duplicate points (and a repeated closing point) are removed silently.
-  * an MMOCR JSON that cannot be read or parsed raises in both modes (it is the whole dataset);
-    a bad entry in it (missing image, malformed instance) skips that image (strict: raises).
+  * an MMOCR JSON or PaddleOCR label file that cannot be read, or an MMOCR JSON that cannot be
+    parsed, raises in both modes (it is the whole dataset); a bad entry in it (missing image,
+    malformed instance or line) skips that image (strict: raises).
   Missing / corrupt images are found when decoding: image_io.read_image raises ImageReadError.
 
 Mixing datasets: every Sample carries its dataset's `ratio` (spec["ratio"], default 1) and a
 `dataset` name. `sampling_weights(samples)` gives per-sample probabilities so that dataset d is
 drawn with probability ratio_d / sum(ratios), whatever its size. Optional spec keys: "name", and
 "select": "start:stop" slicing the naturally sorted image list (e.g. "0:900" / "900:1000" for the
-ICDAR 2015 train / validation split img_1..img_900 / img_901..img_1000); for an MMOCR JSON it slices the
-entries in file order, after bad entries were skipped.
+ICDAR 2015 train / validation split img_1..img_900 / img_901..img_1000); for an MMOCR JSON or a
+PaddleOCR label file it slices the entries in file order, after bad entries were skipped; labelme:
+"ignore_labels" (default ["###"]).
 """
 from __future__ import annotations
 
@@ -68,7 +83,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 MIN_POLYGON_AREA = 1.0          # px^2; smaller polygons are dropped as degenerate
-FORMATS = ("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt", "mmocr")
+FORMATS = ("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt", "labelme", "mmocr", "paddleocr")
 # GT file name(s) for an image stem, in order of preference.
 GT_NAMES = {
     "icdar2015": ("gt_{stem}.txt",),
@@ -76,7 +91,10 @@ GT_NAMES = {
     "totaltext": ("poly_gt_{stem}.txt",),
     "ctw1500": ("{stem}.txt", "{stem}.xml"),
     "polygon_txt": ("{stem}.txt", "gt_{stem}.txt"),
+    "labelme": ("{stem}.json",),
 }
+LABELME_IGNORE = ("###",)                 # labelme labels meaning "ignore" unless a spec sets "ignore_labels"
+PADDLEOCR_IGNORE = ("###", "*")           # PaddleOCR's own don't-care transcriptions
 
 
 @dataclass
@@ -100,18 +118,24 @@ class AnnotationError(ValueError):
 
 
 # ----------------------------------------------------------------------------- polygon checks
+_NON_FINITE = "non-finite coordinate (NaN, inf, or beyond float32's range of +-3.4e38)"
+
+
 def _check_polygon(points, path, line, strict):
     """Validate one parsed polygon: (float32 polygon or None to drop, force_ignore)."""
-    points = np.asarray(points, np.float64).reshape(-1, 2)
-
     def reject(reason):
         if strict:
             raise AnnotationError(path, line, reason)
         log.warning("%s:%s: %s; polygon dropped", path, line, reason)
         return None, False
 
-    if not np.all(np.isfinite(points)):
-        return reject("non-finite coordinate")
+    try:
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+    except OverflowError:                                           # a JSON integer beyond float64
+        return reject(_NON_FINITE)
+    with np.errstate(over="ignore"):                                # 1e39 is finite in float64 only:
+        if not np.all(np.isfinite(points.astype(np.float32))):       # test what the polygon is stored as
+            return reject(_NON_FINITE)
     following = np.concatenate([points[1:], points[:1]])
     keep = np.any(points != following, axis=1)                      # drop repeats, incl. a closing point
     points = points[keep] if keep.any() else points[:1]
@@ -359,34 +383,100 @@ def _parse_polygon_txt(path, strict):
     return out.result()
 
 
+def _load_json(path):
+    """Parsed JSON of a file; malformed -> AnnotationError with its line."""
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise AnnotationError(path, err.lineno, f"malformed JSON ({err.msg})") from None
+
+
+def _xy_points(value, path, where):
+    """A JSON list of [x, y] pairs -> float64 (K, 2); an integer beyond float range becomes inf."""
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise AnnotationError(path, where, f"'points' must be a list of [x, y] pairs, got {str(value)[:60]}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for p in value for v in p):
+        raise AnnotationError(path, where, f"non-numeric point in {str(value)[:60]}")   # null would be NaN
+    try:
+        return np.asarray(value, np.float64).reshape(-1, 2)
+    except OverflowError:
+        return np.full((len(value), 2), np.inf)            # _check_polygon drops it as non-finite
+
+
+def _labelme_points(shape, path, where, strict):
+    """(K, 2) points of a labelme shape, or None for a shape type that is not an area (logged)."""
+    kind = shape.get("shape_type") or "polygon"             # labelme < 3 wrote no shape_type: polygons
+    points = _xy_points(shape.get("points"), path, where)
+    if kind == "polygon":
+        return points
+    if kind == "rectangle":
+        if len(points) != 2:
+            raise AnnotationError(path, where, f"a rectangle needs 2 corner points, got {len(points)}")
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    reason = f"shape_type {kind!r} is not a text area (polygon or rectangle)"
+    if strict:
+        raise AnnotationError(path, where, reason)
+    log.warning("%s:%s: %s; shape skipped", path, where, reason)
+    return None
+
+
+def _parse_labelme(path, strict, ignore_labels=LABELME_IGNORE):
+    content = _load_json(path)
+    if not isinstance(content, dict) or not isinstance(content.get("shapes"), list):
+        raise AnnotationError(path, None, "not a labelme file: no 'shapes' list at the top level")
+    image_path = content.get("imagePath")
+    if isinstance(image_path, str) and Path(image_path.replace("\\", "/")).stem != Path(path).stem:
+        reason = f"imagePath {image_path!r} names another image than this file's name"   # a copied file?
+        if strict:
+            raise AnnotationError(path, None, reason)
+        log.warning("%s: %s; read as the labels of %s.*", path, reason, Path(path).stem)
+    out = _Collector(path, strict)
+    for j, shape in enumerate(content["shapes"]):
+        if not isinstance(shape, dict):
+            raise AnnotationError(path, f"shapes[{j}]", "not an object")
+        label = str(shape.get("label", ""))
+        where = f"shapes[{j}] ({label!r})"
+        points = _labelme_points(shape, path, where, strict)
+        if points is not None:
+            out.add(points, label in ignore_labels, label, where)
+    return out.result()
+
+
 PARSERS = {
     "icdar2015": _parse_icdar2015,
     "msra_td500": _parse_msra_td500,
     "totaltext": _parse_totaltext,
     "ctw1500": _parse_ctw1500,
     "polygon_txt": _parse_polygon_txt,
+    "labelme": _parse_labelme,
 }
+IGNORE_LABEL_FORMATS = ("labelme",)       # formats whose don't-care label can be chosen ("ignore_labels")
 
 
-def read_annotation(path, fmt, strict=False):
+def read_annotation(path, fmt, strict=False, ignore_labels=None):
     """Parse ONE per-image GT file -> (polygons float32 (K, 2), ignore bool (n,), texts).
 
     Raises AnnotationError (file:line: reason) for an unreadable file or a malformed line in
     either mode; geometric problems raise only when strict (see the module docstring).
+    ignore_labels: labelme labels that mark a don't-care region (default LABELME_IGNORE).
     """
     if fmt not in PARSERS:
         raise ValueError(f"unknown per-image GT format {fmt!r}; expected one of {sorted(PARSERS)}")
-    return PARSERS[fmt](os.fspath(path), strict)
+    if ignore_labels is None:
+        return PARSERS[fmt](os.fspath(path), strict)
+    if fmt not in IGNORE_LABEL_FORMATS:
+        raise ValueError(f"ignore_labels applies to {', '.join(IGNORE_LABEL_FORMATS)}, not to {fmt}")
+    if isinstance(ignore_labels, str):
+        ignore_labels = [ignore_labels]
+    return PARSERS[fmt](os.fspath(path), strict, tuple(str(label) for label in ignore_labels))
 
 
 # ----------------------------------------------------------------------------- MMOCR JSON
 def read_mmocr_json(json_path, images_dir=None, strict=False, dataset="", ratio=1.0) -> list[Sample]:
     """Samples of an MMOCR textdet JSON; a bad entry is skipped with a warning (strict: raised)."""
     json_path = os.fspath(json_path)
-    try:
-        content = json.loads(_read_text(json_path))
-    except json.JSONDecodeError as err:
-        raise AnnotationError(json_path, err.lineno, f"malformed JSON ({err.msg})") from None
+    content = _load_json(json_path)
     if not isinstance(content, dict) or not isinstance(content.get("data_list"), list):
         raise AnnotationError(json_path, None, "no 'data_list' list at the top level")
     images_dir = images_dir or os.path.dirname(json_path)
@@ -424,11 +514,82 @@ def _mmocr_sample(entry, index, json_path, images_dir, strict, dataset, ratio):
             raise AnnotationError(json_path, None, f"{place}: 'polygon' must be a flat list of x, y pairs")
         try:
             points = np.asarray(values, np.float64).reshape(-1, 2)
+        except OverflowError:
+            points = values                             # an integer beyond float64: _check_polygon drops it
         except (TypeError, ValueError):
             raise AnnotationError(json_path, None, f"{place}: non-numeric polygon") from None
         out.add(points, bool(instance.get("ignore", False)), str(instance.get("text", "")), place)
     polygons, ignore, texts = out.result()
     return Sample(image_path, polygons, ignore, texts, dataset, ratio)
+
+
+# ----------------------------------------------------------------------------- PaddleOCR label file
+@dataclass
+class LabelLine:
+    """One line of a PaddleOCR label file: the image path as written, and its texts."""
+    line: int
+    image: str
+    polygons: list
+    ignore: np.ndarray
+    texts: list
+
+
+def _paddleocr_line(text, number, path, strict) -> LabelLine:
+    image, tab, labels = text.partition("\t")
+    if not tab or not image.strip():
+        raise AnnotationError(path, number, f"expected 'image path<TAB>JSON list', got {text[:80]!r}")
+    try:
+        items = json.loads(labels)
+    except json.JSONDecodeError as err:
+        raise AnnotationError(path, number, f"malformed JSON after the tab ({err.msg}, column "
+                                            f"{len(image) + 1 + err.colno})") from None
+    if not isinstance(items, list):
+        raise AnnotationError(path, number, "the labels after the tab must be a JSON list")
+    out = _Collector(path, strict)
+    for j, item in enumerate(items):
+        if not isinstance(item, dict) or "points" not in item:
+            raise AnnotationError(path, number, f"item {j} is not an object with 'points'")
+        transcription = str(item.get("transcription", ""))
+        ignored = transcription in PADDLEOCR_IGNORE or item.get("difficult") == 1    # true or 1
+        out.add(_xy_points(item["points"], path, number), ignored, transcription, number)
+    return LabelLine(number, image.strip(), *out.result())
+
+
+def read_paddleocr_labels(label_path, strict=False, skip_malformed=True) -> list[LabelLine]:
+    """The lines of a PaddleOCR detection label file (`image path<TAB>[{"transcription", "points"}]`).
+
+    A malformed line is skipped with a logged warning naming file:line, or raised when strict or
+    skip_malformed=False (evaluation: a missing GT image would change the scores). The images are
+    not looked at.
+    """
+    label_path = os.fspath(label_path)
+    entries = []
+    for number, line in _lines(label_path):
+        try:
+            entries.append(_paddleocr_line(line, number, label_path, strict))
+        except AnnotationError as err:
+            if strict or not skip_malformed:
+                raise
+            log.warning("%s; line skipped", err)
+    return entries
+
+
+def read_paddleocr(label_path, images_dir, strict=False, dataset="", ratio=1.0) -> list[Sample]:
+    """Samples of a PaddleOCR label file whose image paths are relative to images_dir (data_dir)."""
+    if not images_dir or not os.path.isdir(images_dir):
+        raise ValueError(f"paddleocr dataset: 'images' must be the folder the label file's image paths are "
+                         f"relative to, {images_dir!r} is not a folder")
+    samples = []
+    for entry in read_paddleocr_labels(label_path, strict):
+        image_path = os.path.join(images_dir, entry.image)
+        if not os.path.isfile(image_path):
+            err = AnnotationError(label_path, entry.line, f"image {image_path} not found")
+            if strict:
+                raise err
+            log.warning("%s; sample skipped", err)
+            continue
+        samples.append(Sample(image_path, entry.polygons, entry.ignore, entry.texts, dataset, ratio))
+    return samples
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -480,8 +641,12 @@ def _pair_images(fmt, images_dir, labels_dir, strict, select):
     return pairs
 
 
+# Formats whose `labels` is one file for the whole dataset: reader(labels, images, strict, name, ratio).
+LABEL_FILE_READERS = {"mmocr": read_mmocr_json, "paddleocr": read_paddleocr}
+
+
 def read_dataset(spec: dict, strict=False) -> list[Sample]:
-    """All samples of one dataset spec {"format", "images", "labels", "ratio", ["name", "select"]}."""
+    """All samples of one dataset spec {"format", "images", "labels", "ratio", ["name", "select", "ignore_labels"]}."""
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise ValueError(f"dataset format {fmt!r} unknown; expected one of {list(FORMATS)}")
@@ -490,17 +655,21 @@ def read_dataset(spec: dict, strict=False) -> list[Sample]:
     if not ratio > 0:
         raise ValueError(f"dataset ratio must be > 0, got {ratio} in {spec}")
     name = spec.get("name") or f"{fmt}:{images or labels}"
-    if fmt == "mmocr":
+    ignore_labels = spec.get("ignore_labels")
+    if ignore_labels is not None and fmt not in IGNORE_LABEL_FORMATS:
+        raise ValueError(f"'ignore_labels' applies to {', '.join(IGNORE_LABEL_FORMATS)} datasets, not to {fmt}")
+    if fmt in LABEL_FILE_READERS:
         if not os.path.isfile(labels):
-            raise ValueError(f"mmocr dataset: 'labels' must be the JSON file, {labels!r} is not a file")
-        return _select(read_mmocr_json(labels, images or None, strict, name, ratio), spec.get("select"))
+            raise ValueError(f"{fmt} dataset: 'labels' must be the label file, {labels!r} is not a file")
+        samples = LABEL_FILE_READERS[fmt](labels, images or None, strict, name, ratio)
+        return _select(samples, spec.get("select"))
     for key, folder in (("images", images), ("labels", labels)):
         if not os.path.isdir(folder):
             raise ValueError(f"{fmt} dataset: {key!r} folder {folder!r} does not exist")
     samples = []
     for image_path, gt_path in _pair_images(fmt, images, labels, strict, spec.get("select")):
         try:
-            polygons, ignore, texts = read_annotation(gt_path, fmt, strict)
+            polygons, ignore, texts = read_annotation(gt_path, fmt, strict, ignore_labels)
         except AnnotationError as err:
             if strict:
                 raise
