@@ -390,9 +390,9 @@ class InferenceGraph:
                                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], autograph=False)
         if not self.freeze_weights:
             return function
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+        from db_tf.compat import freeze_concrete_function
 
         concrete = function.get_concrete_function()
-        frozen = convert_variables_to_constants_v2(concrete)   # returns the outputs as a flat list
+        frozen = freeze_concrete_function(concrete)   # returns the outputs as a flat list
         return lambda images: tf.nest.pack_sequence_as(concrete.structured_outputs,
                                                        frozen(tf.convert_to_tensor(images, tf.float32)))

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-import evaluate
-import inference
+from db_tf.cli import evaluate
+from db_tf.cli import detect as inference
 from db_tf.detector import TextDetector
 from test_detector import PixelModel
 

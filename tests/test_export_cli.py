@@ -5,7 +5,7 @@ import json
 import keras
 import pytest
 
-import export
+from db_tf.cli import export
 from db_tf.models import DBNet
 
 META = {"name": "tiny", "model": {"backbone": "resnet18", "inner_channels": 32},

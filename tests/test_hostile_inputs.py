@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-import inference
+from db_tf.cli import detect as inference
 from db_tf import figures
 from db_tf.data import image_io
 from db_tf.data.image_io import ImageReadError
@@ -173,7 +173,7 @@ def test_bad_inference_values_give_one_error_line_and_exit_2(flags, capsys):
 def test_bad_values_of_every_cli_give_one_error_line_and_exit_2(script, argv, capsys):
     import importlib
 
-    module = importlib.import_module(script)
+    module = importlib.import_module(f"db_tf.cli.{script}")
     with pytest.raises(SystemExit) as stop:
         module.main(argv)
     assert stop.value.code == 2

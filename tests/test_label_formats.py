@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import evaluate
+from db_tf.cli import evaluate
 from db_tf.data.image_io import read_image
 from db_tf.data.readers import AnnotationError, read_annotation, read_dataset, read_paddleocr_labels
 
@@ -275,7 +275,7 @@ def test_evaluate_labelme_folder_and_ignore_labels(tmp_path, capsys):
 
 
 def test_evaluate_images_mode_reads_paddleocr_gt_by_image_stem(tmp_path, monkeypatch):
-    import inference
+    from db_tf.cli import detect as inference
     from db_tf.detector import TextDetector
     from test_detector import PixelModel
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-import evaluate
+from db_tf.cli import evaluate
 
 # README's model table and the models' JSON state these (both: short side 1280, thresh 0.3, box 0.5, unclip 1.3,
 # split_by_threshold)

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from db_tf.cli.common import add_verbose_flag, positive_float, positive_int, start_tensorflow, unit_interval
 from db_tf.config import ConfigError, add_config_args, config_from_args
-from db_tf.data.readers import IMAGE_SUFFIXES
+from db_tf.data.image_io import list_images
 FORMATS = ("json", "icdar", "txt")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser(default_config=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--imgpath", required=True, help="an image file or a folder of images")
     parser.add_argument("--weights", help="a .weights.h5, a pretrained name or a pretrained .json "
                                           "(default: cfg.MODEL.WEIGHTS, cfg.MODEL.NAME, then ppocrv4_mobile)")
@@ -48,7 +48,7 @@ def build_parser():
     parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass")
     add_verbose_flag(parser)
-    return add_config_args(parser, Path(__file__).with_name("db_config.py"))
+    return add_config_args(parser, default_config)
 
 
 def detector_from_args(args, cfg):
@@ -65,18 +65,6 @@ def detector_from_args(args, cfg):
             flags["poly_unclip_ratio" if args.poly else "unclip_ratio"] = args.unclip
     return TextDetector.from_config(cfg, weights=args.weights, explicit_keys=explicit,
                                     batch_size=getattr(args, "batch_size", 1), **flags)
-
-
-def list_images(imgpath):
-    path = Path(imgpath)
-    if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not images:
-            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
-        return images
-    if not path.exists():
-        raise FileNotFoundError(f"--imgpath {path} does not exist")
-    return [path]
 
 
 def output_stems(paths):
@@ -125,8 +113,8 @@ def save_outputs(detector, stem, result, args):
         figures.show(figures.save_rgb(figure_dir / f"{stem}_show.jpg", sheet), sheet)
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, default_config=None, prog=None):
+    args = build_parser(default_config, prog).parse_args(argv)
     if args.figures is None:
         args.figures = args.format != "icdar"
     try:

@@ -44,8 +44,8 @@ GT_FORMATS = ("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt", 
 LABEL_FILE_FORMATS = ("paddleocr",)     # --gt is one file holding every image's GT
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser(default_config=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--pred", help="folder of detection files")
     source.add_argument("--images", help="folder of images to detect with --weights")
@@ -72,7 +72,7 @@ def build_parser():
     model.add_argument("--unclip", type=positive_float)
     model.add_argument("--short-side", type=positive_int)
     add_verbose_flag(parser)
-    return add_config_args(parser, Path(__file__).with_name("db_config.py"))
+    return add_config_args(parser, default_config)
 
 
 # ------------------------------------------------------------------------------------ file pairing
@@ -203,7 +203,8 @@ def samples_from_model(args, cfg, thresholds):
 
     The detections are made at the lowest of box_thresh and the sweep thresholds (see the module doc)."""
     from db_tf.data.image_io import ImageReadError, read_image
-    from inference import detector_from_args, list_images
+    from db_tf.cli.detect import detector_from_args
+    from db_tf.data.image_io import list_images
 
     images = list_images(args.images)
     gts = gt_files(args.gt, args.gt_format)
@@ -264,8 +265,8 @@ def _line(totals):
             f"{totals['images']} images)")
 
 
-def main(argv=None):
-    parser = build_parser()
+def main(argv=None, default_config=None, prog=None):
+    parser = build_parser(default_config, prog)
     args = parser.parse_args(argv)
     if args.images is None and any(v is not None for v in (args.weights, args.poly, args.thresh, args.box_thresh,
                                                              args.unclip, args.short_side)):

@@ -32,8 +32,8 @@ QUANTIZE_CHOICES = {"both": ("float32", "dynamic_int8"), "float32": ("float32",)
 CHECK_SIZE = (160, 256)  # the after-export check image: multiples of 32, so Keras takes it as it is
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser(default_config=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--weights", help="a .weights.h5, a pretrained name or .json "
                                           "(default: cfg.MODEL.WEIGHTS, cfg.MODEL.NAME, then ppocrv4_mobile)")
     parser.add_argument("--output", help="output folder (default cfg.EXPORT.OUTPUT)")
@@ -48,7 +48,7 @@ def build_parser():
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version / file")
     parser.add_argument("--no-check", action="store_true", help="skip running the exported model once")
     add_verbose_flag(parser)
-    return add_config_args(parser, Path(__file__).with_name("db_config.py"))
+    return add_config_args(parser, default_config)
 
 
 def model_name(detector, weights):
@@ -90,8 +90,8 @@ def check_export(fmt, paths, model, settings):
     return diffs
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, default_config=None, prog=None):
+    args = build_parser(default_config, prog).parse_args(argv)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:

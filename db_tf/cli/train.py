@@ -18,11 +18,11 @@ from db_tf.cli.common import positive_float, positive_int, start_tensorflow
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, default_config=None, prog=None):
     summary, _, examples = __doc__.partition("\n\n")
-    parser = argparse.ArgumentParser(description=summary, epilog=examples,
+    parser = argparse.ArgumentParser(prog=prog, description=summary, epilog=examples,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser, Path(__file__).with_name("db_config.py"))
+    add_config_args(parser, default_config)
     parser.add_argument("--init", default=None, metavar="WEIGHTS",
                         help="start from these weights: a .weights.h5 (arrays matching by name and shape are "
                              "loaded, the rest is listed), or a pretrained name / .json (its architecture and "
@@ -42,8 +42,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, default_config=None, prog=None):
+    args = parse_args(argv, default_config, prog)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +32,7 @@ DECODE_FLAGS = _COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 # 200 megapixels (e.g. 16000 x 12500): 600 MB as RGB uint8, enough for any photo or 600 dpi A3 scan
 MAX_PIXELS = 200_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
 class ImageReadError(ValueError):
@@ -161,3 +163,16 @@ def _decode(data, path, flags):
     if not _HAS_RGB_FLAG:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(image)
+
+
+def list_images(imgpath):
+    """An image file -> [it]; a folder -> its image files (IMAGE_SUFFIXES), sorted; FileNotFoundError otherwise."""
+    path = Path(imgpath)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not images:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
+        return images
+    if not path.exists():
+        raise FileNotFoundError(f"--imgpath {path} does not exist")
+    return [path]

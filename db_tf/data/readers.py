@@ -79,9 +79,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from db_tf.data.image_io import IMAGE_SUFFIXES
+
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 MIN_POLYGON_AREA = 1.0          # px^2; smaller polygons are dropped as degenerate
 FORMATS = ("icdar2015", "msra_td500", "totaltext", "ctw1500", "polygon_txt", "labelme", "mmocr", "paddleocr")
 # GT file name(s) for an image stem, in order of preference.

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from db_tf import compat
 from db_tf.losses import DBLoss
 from db_tf.models.backbones import BACKBONES
 from db_tf.models.head import DBHead
@@ -223,7 +224,7 @@ class DBNet(PresetMixin, keras.Model):
             for variable, value in zip(moving, statistics):
                 variable.assign(value)
 
-        if not tf.distribute.has_strategy() or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        if compat.strategy_supports_no_merge_call():
             tf.cond(finite, update, restore)
             return
 

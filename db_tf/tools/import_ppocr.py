@@ -33,15 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
+from db_tf import defaults
+
 # The DBNet each architecture's ONNX graph maps onto.
 MODEL_KWARGS = {
     "ppocr_mobile": {"backbone": "pplcnetv3_x0_75", "neck": "rsefpn", "inner_channels": 96, "head_batch_norm": True},
     "ppocrv6_small": {"backbone": "pplcnetv4_small", "neck": "replkfpn", "inner_channels": 96,
                       "head_batch_norm": False},
 }
-PREPROCESS = {"channel_order": "BGR", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-              "short_side": 736, "max_side": 2560}
-POSTPROCESS = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}   # PaddleOCR's defaults
+# db-tf's defaults (db_tf/defaults.py), which are PaddleOCR's too, except its BGR input
+_DEFAULTS = defaults.detector_defaults()
+PREPROCESS = {"channel_order": "BGR", **{key: _DEFAULTS[key] for key in ("mean", "std", "short_side", "max_side")}}
+POSTPROCESS = {key: _DEFAULTS[key] for key in ("thresh", "box_thresh", "unclip_ratio")}
 LICENSE = "Apache-2.0"
 
 # Shipped-model name -> where its ONNX comes from: the (importable) package, its pip requirement, the

@@ -59,8 +59,8 @@ def main(argv=None):
     from db_tf.data.image_io import read_image
     from db_tf.data.readers import read_annotation
     from db_tf.detector import TextDetector
-    from evaluate import gt_files
-    from inference import list_images
+    from db_tf.cli.evaluate import gt_files
+    from db_tf.data.image_io import list_images
 
     gt_paths = gt_files(args.gt, args.gt_format)
     paths = [p for p in list_images(args.images) if p.stem in gt_paths]

@@ -13,6 +13,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from db_tf import compat
+
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
     data_class=summary_pb2.DATA_CLASS_SCALAR)
@@ -47,7 +49,7 @@ def read_events(log_dir):
     scalars, images = defaultdict(dict), defaultdict(dict)
     for path in event_files(log_dir):
         for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
+            event = compat.parse_event(record.numpy())
             for value in event.summary.value:
                 plugin = value.metadata.plugin_data.plugin_name
                 if value.HasField("simple_value"):

@@ -1,0 +1,11 @@
+"""Score detections with the ICDAR 2015 protocol: `python evaluate.py --help` (the same as `db-tf evaluate`).
+
+A thin shim over db_tf/cli/evaluate.py whose --config defaults to db_config.py beside this file.
+"""
+import sys
+from pathlib import Path
+
+from db_tf.cli.evaluate import main
+
+if __name__ == "__main__":
+    sys.exit(main(default_config=Path(__file__).with_name("db_config.py")))

@@ -1,0 +1,11 @@
+"""Export a model as a SavedModel (TF Serving), ONNX or TFLite: `python export.py --help` (the same as `db-tf export`).
+
+A thin shim over db_tf/cli/export.py whose --config defaults to db_config.py beside this file.
+"""
+import sys
+from pathlib import Path
+
+from db_tf.cli.export import main
+
+if __name__ == "__main__":
+    sys.exit(main(default_config=Path(__file__).with_name("db_config.py")))

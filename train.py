@@ -1,0 +1,11 @@
+"""Train a DBNet: `python train.py --help` (the same as `db-tf train`).
+
+A thin shim over db_tf/cli/train.py whose --config defaults to db_config.py beside this file.
+"""
+import sys
+from pathlib import Path
+
+from db_tf.cli.train import main
+
+if __name__ == "__main__":
+    sys.exit(main(default_config=Path(__file__).with_name("db_config.py")))
