@@ -20,12 +20,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from db_tf.losses import DBLoss
+from db_tf.losses import LOSS_KEYS, DBLoss
 from db_tf.models.backbones import BACKBONES
 from db_tf.models.head import DBHead
 from db_tf.models.necks import NECKS
 
-LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
 STRIDE = 32
 
 
