@@ -14,7 +14,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 
 # Keys an entry of DATA.TRAIN / DATA.VAL may have, with their types. "format" is required.
 DATASET_KEYS = {"format": str, "images": str, "labels": str, "ratio": (int, float), "name": str, "select": str,
-                "num": int, "level": str, "ignore_labels": (list, tuple)}
+                "num": int, "level": str, "ignore_labels": (list, tuple), "teacher": bool}
 
 
 def default_config():
@@ -91,6 +91,13 @@ def default_config():
     cfg.TRAIN.LOSS.NEGATIVE_RATIO = 3.0
     cfg.TRAIN.LOSS.MIN_NEGATIVES = 100  # hard negatives still mined in a batch with no positive pixel
     cfg.TRAIN.LOSS.BINARY = "dice"      # dice | bce
+    cfg.TRAIN.DISTILL = edict()          # distillation from a teacher's maps (docs/distillation.md)
+    cfg.TRAIN.DISTILL.TEACHER = ""      # a shipped preset or a run's .json (e.g. "ppocrv4_v6_ic15"); "" = off
+    cfg.TRAIN.DISTILL.WEIGHT = 1.0      # weight of the probability-map term: mean over valid pixels of LOSS(teacher P, P)
+    cfg.TRAIN.DISTILL.THRESH_WEIGHT = 0.0   # weight of the threshold-map term: mean |teacher T - T| over valid pixels
+    cfg.TRAIN.DISTILL.LOSS = "bce"      # bce (Bernoulli KL: BCE minus the teacher's entropy, 0 at a match) | mse | l1
+    cfg.TRAIN.DISTILL.CACHE_DIR = "runs/teacher_cache"   # where the teacher's maps are cached, one file per image
+    cfg.TRAIN.DISTILL.SHORT_SIDE = 0    # short side the teacher sees; 0 = the teacher's own setting
     cfg.TRAIN.CHECKPOINT_EVERY = 500    # steps
     cfg.TRAIN.KEEP_CHECKPOINTS = 3
     cfg.TRAIN.LOG_EVERY = 50            # steps between TensorBoard scalars

@@ -17,6 +17,13 @@ Where we differ from the official code (edge cases only):
   empty images empty; the official code then mines none and the term is 0.
 - Any term whose mask is all zero is 0 (the official Dice would be the constant 1, without gradient).
 
+Distillation (optional, `distill_weight` / `distill_thresh_weight` > 0 and the labels carry the teacher's maps
+"teacher_prob", "teacher_thresh", "teacher_mask"): L_d ("distill_loss") = distill_weight x the mean over valid
+teacher pixels of a per-pixel divergence between the teacher's and the student's P (bce: the Bernoulli KL
+divergence t log(t / p) + (1 - t) log((1 - t) / (1 - p)), i.e. BCE minus the teacher's entropy, so it is 0 when
+the maps agree and has BCE's gradient; mse: (t - p)^2; l1: |t - p|) + distill_thresh_weight x the mean
+|teacher T - T| over the same pixels. It is added to the total; every other term is as without it.
+
 Hard-negative mining uses static shapes (one sort of the flattened negative losses gives the k-th
 largest value, then a mask by value), so it works in graph mode and under XLA, unlike top_k with a
 data-dependent k. Mining is over the whole batch, as in the official code.
@@ -25,6 +32,9 @@ import tensorflow as tf
 
 EPS = 1e-6  # the official code's epsilon
 LABEL_KEYS = ("gt", "mask", "thresh_map", "thresh_mask")
+TEACHER_KEYS = ("teacher_prob", "teacher_thresh", "teacher_mask")
+LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "distill_loss", "total_loss")
+DISTILL_LOSSES = ("bce", "mse", "l1")
 
 
 def balanced_bce_loss(logits, gt, mask, negative_ratio=3.0, min_negatives=100, eps=EPS):
@@ -77,17 +87,47 @@ def dice_loss(prediction, gt, mask, eps=EPS):
     return tf.where(tf.reduce_sum(mask) > 0, 1.0 - 2.0 * intersection / union, 0.0)
 
 
+def bernoulli_kl(logits, target, eps=1e-7):
+    """Per-pixel KL(Bernoulli(target) || Bernoulli(sigmoid(logits))) = BCE(logits, target) - H(target)."""
+    target = tf.clip_by_value(target, 0.0, 1.0)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits)
+    t = tf.clip_by_value(target, eps, 1.0 - eps)
+    entropy = -(t * tf.math.log(t) + (1.0 - t) * tf.math.log(1.0 - t))
+    return tf.maximum(bce - entropy, 0.0)   # >= 0 up to rounding
+
+
+def distill_map_loss(logits, teacher_prob, mask, kind="bce"):
+    """Mean over mask of the divergence between the teacher's P and the student's (kind: bce | mse | l1);
+    0 for an all-zero mask. logits: the student's pre-sigmoid P."""
+    if kind == "bce":
+        per_pixel = bernoulli_kl(logits, teacher_prob)
+    elif kind == "mse":
+        per_pixel = tf.square(tf.sigmoid(logits) - teacher_prob)
+    elif kind == "l1":
+        per_pixel = tf.abs(tf.sigmoid(logits) - teacher_prob)
+    else:
+        raise ValueError(f"distillation loss must be one of {DISTILL_LOSSES}, got {kind!r}")
+    return tf.math.divide_no_nan(tf.reduce_sum(per_pixel * mask), tf.reduce_sum(mask))
+
+
 class DBLoss:
     """__call__(labels, outputs) -> {"binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss"}.
 
-    labels: "gt", "mask", "thresh_map", "thresh_mask", each (B, H, W). outputs: DBNet's training dict
-    ("logits", "threshold", "binary", and "binary_logits" for binary="bce"), each (B, H, W, 1).
-    The three terms are returned unweighted; total_loss is the weighted sum. Everything is float32.
+    labels: "gt", "mask", "thresh_map", "thresh_mask", each (B, H, W), and for distillation "teacher_prob",
+    "teacher_thresh", "teacher_mask". outputs: DBNet's training dict ("logits", "threshold", "binary", and
+    "binary_logits" for binary="bce"), each (B, H, W, 1). The three DB terms are returned unweighted,
+    "distill_loss" weighted (0 without teacher labels or weights); total_loss is the weighted sum. float32.
     """
 
-    def __init__(self, alpha=5.0, beta=10.0, gamma=1.0, negative_ratio=3.0, binary="dice", min_negatives=100):
+    def __init__(self, alpha=5.0, beta=10.0, gamma=1.0, negative_ratio=3.0, binary="dice", min_negatives=100,
+                 distill_weight=0.0, distill_thresh_weight=0.0, distill_loss="bce"):
         if binary not in ("dice", "bce"):
             raise ValueError(f"DBLoss binary must be 'dice' or 'bce', got {binary!r}")
+        if distill_loss not in DISTILL_LOSSES:
+            raise ValueError(f"DBLoss distill_loss must be one of {DISTILL_LOSSES}, got {distill_loss!r}")
+        self.distill_weight = float(distill_weight)
+        self.distill_thresh_weight = float(distill_thresh_weight)
+        self.distill_loss = distill_loss
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
@@ -105,20 +145,41 @@ class DBLoss:
         else:
             thresh_binary = balanced_bce_loss(_float_map(outputs, "binary_logits", "outputs"), gt, mask,
                                               self.negative_ratio, self.min_negatives)
-        total = self.alpha * binarize + self.beta * thresh + self.gamma * thresh_binary
+        distill = self._distill(labels, outputs)
+        total = self.alpha * binarize + self.beta * thresh + self.gamma * thresh_binary + distill
         return {"binarize_loss": binarize, "thresh_loss": thresh, "thresh_binary_loss": thresh_binary,
-                "total_loss": total}
+                "distill_loss": distill, "total_loss": total}
+
+    def _distill(self, labels, outputs):
+        """The weighted distillation term; 0 when the labels carry no teacher maps (e.g. validation batches)."""
+        if not (self.distill_weight or self.distill_thresh_weight) or "teacher_prob" not in labels:
+            return tf.constant(0.0)
+        teacher_prob, teacher_thresh, mask = (_float_map(labels, key, "labels") for key in TEACHER_KEYS)
+        total = tf.constant(0.0)
+        if self.distill_weight:
+            logits = _float_map(outputs, "logits", "outputs")
+            total += self.distill_weight * distill_map_loss(logits, teacher_prob, mask, self.distill_loss)
+        if self.distill_thresh_weight:
+            threshold = _float_map(outputs, "threshold", "outputs")
+            total += self.distill_thresh_weight * masked_l1_loss(threshold, teacher_thresh, mask)
+        return total
 
     def get_config(self):
         return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma, "negative_ratio": self.negative_ratio,
-                "binary": self.binary, "min_negatives": self.min_negatives}
+                "binary": self.binary, "min_negatives": self.min_negatives, "distill_weight": self.distill_weight,
+                "distill_thresh_weight": self.distill_thresh_weight, "distill_loss": self.distill_loss}
 
 
-def build_loss(loss_cfg):
-    """DBLoss from cfg.TRAIN.LOSS (ALPHA, BETA, GAMMA, NEGATIVE_RATIO, BINARY, optional MIN_NEGATIVES)."""
+def build_loss(loss_cfg, distill_cfg=None):
+    """DBLoss from cfg.TRAIN.LOSS (ALPHA, BETA, GAMMA, NEGATIVE_RATIO, BINARY, optional MIN_NEGATIVES) and
+    cfg.TRAIN.DISTILL (WEIGHT, THRESH_WEIGHT, LOSS; only when its TEACHER is set)."""
+    distill = {}
+    if distill_cfg and distill_cfg.get("TEACHER"):
+        distill = {"distill_weight": distill_cfg.WEIGHT, "distill_thresh_weight": distill_cfg.THRESH_WEIGHT,
+                   "distill_loss": distill_cfg.LOSS}
     return DBLoss(alpha=loss_cfg.ALPHA, beta=loss_cfg.BETA, gamma=loss_cfg.GAMMA,
                   negative_ratio=loss_cfg.NEGATIVE_RATIO, binary=loss_cfg.BINARY,
-                  min_negatives=loss_cfg.get("MIN_NEGATIVES", 100))
+                  min_negatives=loss_cfg.get("MIN_NEGATIVES", 100), **distill)
 
 
 def _float_map(tensors, key, what):

@@ -52,15 +52,18 @@ MAX_FAILURES_IN_A_ROW consecutive failures raise (the data as a whole is broken)
 import functools
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from db_tf import synth
+from db_tf import pretrained, synth
 from db_tf.data import readers
 from db_tf.data.augment import augment
 from db_tf.data.image_io import read_image
 from db_tf.data.labels import label_kwargs, make_label_maps
+from db_tf.data.teacher_maps import (TEACHER_KEYS, TeacherCache, empty_teacher_maps, teacher_folder_name,
+                                    warp_teacher_maps)
 from db_tf.preprocess import normalize
 
 log = logging.getLogger(__name__)
@@ -85,9 +88,44 @@ class FileDataset:
     def describe(self, index):
         return self.samples[index].image_path
 
+    labelled = True
+
+    def image_path(self, index):
+        return self.samples[index].image_path
+
     def load(self, index, epoch):
         sample = self.samples[index]
         return read_image(sample.image_path), sample.polygons, sample.ignore
+
+
+class ImageFolderDataset:
+    """Images without annotations ({"format": "images", "images": dir, ["select": "a:b"]}): they train only
+    through a teacher (TRAIN.DISTILL), their DB-loss masks are all zero."""
+
+    labelled = False
+
+    def __init__(self, folder, select=None, name=None):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"images folder {folder} not found")
+        paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in readers.IMAGE_SUFFIXES),
+                       key=lambda p: readers.natural_key(p.name))
+        self.paths = [str(p) for p in readers._select(paths, select)]
+        if not self.paths:
+            raise ValueError(f"images folder {folder} (select {select!r}) holds no images")
+        self.name = name or f"images:{folder}"
+
+    def __len__(self):
+        return len(self.paths)
+
+    def describe(self, index):
+        return self.paths[index]
+
+    def image_path(self, index):
+        return self.paths[index]
+
+    def load(self, index, epoch):
+        return read_image(self.paths[index]), [], np.zeros(0, bool)
 
 
 class SynthDataset:
@@ -99,6 +137,11 @@ class SynthDataset:
         self.num, self.seed, self.size, self.level = int(num), int(seed), int(size), level
         self.stream, self.new_each_epoch = stream, new_each_epoch
         self.name = f"synth:{level}"
+
+    labelled = True
+
+    def image_path(self, index):
+        return None   # drawn on the fly: no teacher maps
 
     def __len__(self):
         return self.num
@@ -113,6 +156,10 @@ class SynthDataset:
 
 
 def _open_dataset(spec, cfg, split):
+    if spec.get("format") == "images":
+        if split != "train":
+            raise ValueError(f"dataset {spec}: images without annotations cannot be used for validation")
+        return ImageFolderDataset(spec["images"], spec.get("select"), spec.get("name"))
     if spec.get("format") == "synth":
         stream = _SYNTH_TRAIN_STREAM if split == "train" else _SYNTH_VAL_STREAM
         return SynthDataset(int(spec.get("num", cfg.DATA.SYNTH.NUM)), int(cfg.DATA.SEED), int(cfg.DATA.IMAGE_SIZE),
@@ -195,9 +242,15 @@ class ExampleMaker:
         self.strict = bool(cfg.DATA.STRICT)
         self.mean, self.std, self.channel_order = cfg.DATA.MEAN, cfg.DATA.STD, cfg.DATA.CHANNEL_ORDER
         self.label_kwargs = label_kwargs(cfg.DATA)
+        distill = cfg.TRAIN.get("DISTILL", {})
+        self.teacher = TeacherCache(teacher_cache_folder(cfg)) if split == "train" and distill.get("TEACHER") else None
+        self.label_keys = LABEL_KEYS + (TEACHER_KEYS if self.teacher else ())
         self._failures_in_a_row = 0   # a fuse, so that all-bad data cannot make the pipeline spin forever
         specs = dataset_specs(cfg, split)
         self.datasets = [_open_dataset(spec, cfg, split) for spec in specs]
+        # images of datasets marked {"teacher": False} get no teacher targets (mask 0), as synthetic ones
+        self.without_teacher = {dataset.image_path(i) for spec, dataset in zip(specs, self.datasets)
+                                if spec.get("teacher", True) is False for i in range(len(dataset))}
         if split == "train":
             self.aug_cfg = cfg.DATA.AUG
             self.global_batch = int(cfg.TRAIN.BATCH_SIZE) * int(num_replicas)
@@ -227,18 +280,35 @@ class ExampleMaker:
     def example(self, position):
         """(image float32 (S, S, 3), labels dict of float32 (S, S)); raises on a bad sample."""
         epoch, slot, d, index = self.locate(position)
-        image, polygons, ignore = self.datasets[d].load(index, epoch)
+        dataset = self.datasets[d]
+        image, polygons, ignore = dataset.load(index, epoch)
+        image_size = image.shape[:2]
         rng = synth.make_rng((self.seed, _SAMPLE_STREAM, epoch, slot))
-        image, polygons, ignore = augment(image, polygons, ignore, self.aug_cfg, self.size, rng)
+        image, polygons, ignore, info = augment(image, polygons, ignore, self.aug_cfg, self.size, rng,
+                                                return_info=True)
         labels = make_label_maps(polygons, ignore, self.size, self.size, **self.label_kwargs)
+        if not dataset.labelled:   # no annotations: nothing is known to be text or background
+            labels["mask"] = np.zeros_like(labels["mask"])
+            labels["thresh_mask"] = np.zeros_like(labels["thresh_mask"])
+        if self.teacher is not None:
+            labels.update(self._teacher_maps(dataset.image_path(index), image_size, info))
         return normalize(image, self.mean, self.std, self.channel_order), labels
+
+    def _teacher_maps(self, image_path, image_size, info):
+        if image_path is None or image_path in self.without_teacher:
+            return empty_teacher_maps((self.size, self.size))
+        probability, threshold, cached_size = self.teacher.read(image_path)
+        if tuple(cached_size) != tuple(image_size):
+            raise ValueError(f"teacher maps of {image_path} were made for a {cached_size} image, it is {image_size}")
+        return warp_teacher_maps(probability, threshold, image_size, info["matrix"], (self.size, self.size),
+                                 info["valid_size"])
 
     def example_or_skip(self, position):
         """example() plus ok flag; bad samples are logged and flagged (strict: raised, naming the file)."""
         try:
             image, labels = self.example(position)
             self._failures_in_a_row = 0
-            return (image, *(labels[k].astype(np.float32, copy=False) for k in LABEL_KEYS), True)
+            return (image, *(labels[k].astype(np.float32, copy=False) for k in self.label_keys), True)
         except Exception as err:  # noqa: BLE001 -- one bad file must never stop a long training run
             name = self.describe(position)
             if self.strict:
@@ -249,7 +319,27 @@ class ExampleMaker:
                 raise RuntimeError(f"{self._failures_in_a_row} samples in a row failed, the last one {name}: "
                                    f"{type(err).__name__}: {err}") from err
             blank = np.zeros((self.size, self.size), np.float32)
-            return (np.zeros((self.size, self.size, 3), np.float32), blank, blank, blank, blank, False)
+            return (np.zeros((self.size, self.size, 3), np.float32), *(blank for _ in self.label_keys), False)
+
+
+def teacher_cache_folder(cfg):
+    """The cache folder of cfg.TRAIN.DISTILL's teacher (see db_tf.data.teacher_maps)."""
+    distill = cfg.TRAIN.DISTILL
+    json_path = pretrained.resolve(distill.TEACHER)
+    short_side = int(distill.SHORT_SIDE) or int(pretrained.read_metadata(json_path)["preprocess"]["short_side"])
+    return Path(distill.CACHE_DIR) / teacher_folder_name(json_path, pretrained.weights_path(json_path), short_side)
+
+
+def train_image_paths(cfg):
+    """Image files of the file datasets of cfg.DATA.TRAIN that the teacher labels (all but synthetic ones and those
+    marked {"teacher": False}): what a teacher cache must cover, in order."""
+    paths = []
+    for spec in dataset_specs(cfg, "train"):
+        if spec.get("format") == "synth" or spec.get("teacher", True) is False:
+            continue
+        dataset = _open_dataset(spec, cfg, "train")
+        paths += [dataset.image_path(i) for i in range(len(dataset))]
+    return list(dict.fromkeys(paths))
 
 
 def _steps_per_epoch(cfg, num_samples, global_batch):
@@ -263,8 +353,12 @@ def steps_per_epoch(cfg, num_replicas=1):
         return int(cfg.TRAIN.STEPS_PER_EPOCH)
     total = 0
     for spec in dataset_specs(cfg, "train"):
-        total += int(spec.get("num", cfg.DATA.SYNTH.NUM)) if spec.get("format") == "synth" else \
-            len(readers.read_dataset(spec, strict=bool(cfg.DATA.STRICT)))
+        if spec.get("format") == "synth":
+            total += int(spec.get("num", cfg.DATA.SYNTH.NUM))
+        elif spec.get("format") == "images":
+            total += len(ImageFolderDataset(spec["images"], spec.get("select")))
+        else:
+            total += len(readers.read_dataset(spec, strict=bool(cfg.DATA.STRICT)))
     return max(1, total // (int(cfg.TRAIN.BATCH_SIZE) * int(num_replicas)))
 
 
@@ -324,8 +418,9 @@ def _without_flag(image, labels, ok):
 
 @tf.autograph.experimental.do_not_convert
 def _tf_example(position, maker):
-    size = maker.size
-    outputs = tf.numpy_function(maker.example_or_skip, [position], [tf.float32] * 5 + [tf.bool], stateful=False)
+    size, keys = maker.size, maker.label_keys
+    outputs = tf.numpy_function(maker.example_or_skip, [position], [tf.float32] * (1 + len(keys)) + [tf.bool],
+                                stateful=False)
     image = tf.ensure_shape(outputs[0], (size, size, 3))
-    labels = {key: tf.ensure_shape(value, (size, size)) for key, value in zip(LABEL_KEYS, outputs[1:5])}
-    return image, labels, tf.ensure_shape(outputs[5], ())
+    labels = {key: tf.ensure_shape(value, (size, size)) for key, value in zip(keys, outputs[1:-1])}
+    return image, labels, tf.ensure_shape(outputs[-1], ())

@@ -21,13 +21,12 @@ import tensorflow as tf
 from keras import ops
 
 from db_tf import compat
-from db_tf.losses import DBLoss
+from db_tf.losses import LOSS_KEYS, DBLoss
 from db_tf.models.backbones import BACKBONES
 from db_tf.models.head import DBHead
 from db_tf.models.necks import NECKS
 from db_tf.models.preset_io import PresetMixin
 
-LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
 STRIDE = 32
 
 

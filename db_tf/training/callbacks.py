@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from db_tf.losses import LOSS_KEYS
 from db_tf.training import summaries
 from db_tf.training.checkpoints import NonFiniteError
 from db_tf.training.optim import current_lr
 
-LOSS_KEYS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
 VAL_KEYS = ("precision", "recall", "hmean")
 
 

@@ -230,6 +230,14 @@ def check_config(cfg):
     crop_mode = cfg.DATA.get("AUG", {}).get("CROP_MODE", "resize")
     if crop_mode not in CROP_MODES:   # else every sample would fail in augment and be skipped
         problems.append(f"DATA.AUG.CROP_MODE must be one of {CROP_MODES}, got {crop_mode!r}")
+    distill = cfg.TRAIN.get("DISTILL", {})
+    if distill.get("TEACHER"):
+        from db_tf.losses import DISTILL_LOSSES
+
+        if distill.get("LOSS", "bce") not in DISTILL_LOSSES:
+            problems.append(f"TRAIN.DISTILL.LOSS must be one of {DISTILL_LOSSES}, got {distill.LOSS!r}")
+        if float(distill.get("WEIGHT", 0.0)) < 0 or float(distill.get("THRESH_WEIGHT", 0.0)) < 0:
+            problems.append("TRAIN.DISTILL.WEIGHT and THRESH_WEIGHT must be >= 0")
     if cfg.DATA.IMAGE_SIZE % 32:
         problems.append(f"DATA.IMAGE_SIZE must be a multiple of 32, got {cfg.DATA.IMAGE_SIZE}")
     if problems:
@@ -265,6 +273,8 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
         log = _prefixed(log, f"(worker {dist.worker_index()}) ")
     if cfg.TRAIN.MIXED_PRECISION:
         keras.mixed_precision.set_global_policy(cfg.TRAIN.MIXED_PRECISION)
+    if cfg.TRAIN.get("DISTILL", {}).get("TEACHER"):   # before seeding: building the teacher draws random numbers
+        _prepare_teacher(cfg, log)
     keras.utils.set_random_seed(int(cfg.DATA.SEED))  # reproducible initial weights (the data seeds itself)
 
     run_dir = Path(resume or cfg.TRAIN.RUN_DIR)
@@ -316,6 +326,21 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
     return _finish(model, state, cfg, run_dir, model_kwargs, preprocess, chief, start_step, total_steps, log)
+
+
+def _prepare_teacher(cfg, log):
+    """Cache the distillation teacher's maps of every training image that has none yet (db_tf.tools.cache_teacher).
+    In a multi-worker run every worker checks; only the chief writes (workers wait for its files)."""
+    from db_tf import pretrained
+    from db_tf.tools.cache_teacher import build_cache
+
+    try:
+        folder, added = build_cache(cfg, log=log) if dist.is_chief() else (None, 0)
+    except (pretrained.PretrainedError, OSError, ValueError) as exc:
+        raise TrainingError(f"TRAIN.DISTILL: {exc}") from None
+    d = cfg.TRAIN.DISTILL
+    log(f"distillation from {d.TEACHER}: probability weight {d.WEIGHT} ({d.LOSS}), threshold weight "
+        f"{d.THRESH_WEIGHT}; teacher maps in {folder} ({added} added now)")
 
 
 def _prefixed(log, prefix):
@@ -383,7 +408,8 @@ def _build_and_compile(strategy, cfg, model_kwargs, backbone_weights, total_step
             except ValueError as exc:
                 raise TrainingError(str(exc)) from None
             log(f"TRAIN.FREEZE_BN: {frozen} BatchNorm layers frozen, {kept} kept trainable")
-        model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps), loss=build_loss(cfg.TRAIN.LOSS),
+        model.compile(optimizer=build_optimizer(cfg.TRAIN, total_steps),
+                      loss=build_loss(cfg.TRAIN.LOSS, cfg.TRAIN.get("DISTILL")),
                       run_eagerly=run_eagerly)
         model.optimizer.build(model.trainable_variables)  # so that a checkpoint restores its state too
     return dist.adapt_model_to_strategy(model, strategy)
