@@ -3,7 +3,7 @@
     export ICDAR2015_ROOT=/path/to/icdar2015_train        # holds imgs/img_N.jpg and gts/gt_img_N.txt
     python train.py --config configs/ppocrv4_ic15_distill.py --time-limit 60   # rerun to continue
 
-The student starts from the shipped ppocrv4_ic15 and trains with stage 10's recipe (configs/ppocrv4_ic15_stage10.py:
+The student starts from the shipped ppocrv4_ic15 and trains with stage 10's recipe (configs/ppocrv4_ic15.py:
 backbone frozen, 5:1 hard negatives, 640 windows at the test zoom, weight averaging, Adam 1e-4 decaying to zero,
 batch 8) plus the distillation term: the teacher ppocrv4_v6_ic15's probability map (and threshold map), cached
 once per training image at its short side 1280 and warped with each crop's augmentation (db_tf.data.teacher_maps).
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from db_tf.config import ConfigError, load_config
 
-cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_stage10.py"))
+cfg = load_config(Path(__file__).with_name("ppocrv4_ic15.py"))   # stage 10 of the shipped recipe
 
 
 def data_root(variable):

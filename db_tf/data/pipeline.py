@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from db_tf import pretrained, synth
+from db_tf import presets, synth
 from db_tf.data import readers
 from db_tf.data.augment import augment
 from db_tf.data.image_io import read_image
@@ -325,9 +325,9 @@ class ExampleMaker:
 def teacher_cache_folder(cfg):
     """The cache folder of cfg.TRAIN.DISTILL's teacher (see db_tf.data.teacher_maps)."""
     distill = cfg.TRAIN.DISTILL
-    json_path = pretrained.resolve(distill.TEACHER)
-    short_side = int(distill.SHORT_SIDE) or int(pretrained.read_metadata(json_path)["preprocess"]["short_side"])
-    return Path(distill.CACHE_DIR) / teacher_folder_name(json_path, pretrained.weights_path(json_path), short_side)
+    short_side = int(distill.SHORT_SIDE) or int(presets.read_metadata(distill.TEACHER)["preprocess"]["short_side"])
+    return Path(distill.CACHE_DIR) / teacher_folder_name(distill.TEACHER, presets.weights_path(distill.TEACHER),
+                                                         short_side)
 
 
 def train_image_paths(cfg):

@@ -331,12 +331,12 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
 def _prepare_teacher(cfg, log):
     """Cache the distillation teacher's maps of every training image that has none yet (db_tf.tools.cache_teacher).
     In a multi-worker run every worker checks; only the chief writes (workers wait for its files)."""
-    from db_tf import pretrained
+    from db_tf import presets
     from db_tf.tools.cache_teacher import build_cache
 
     try:
         folder, added = build_cache(cfg, log=log) if dist.is_chief() else (None, 0)
-    except (pretrained.PretrainedError, OSError, ValueError) as exc:
+    except (presets.PresetError, OSError, ValueError) as exc:
         raise TrainingError(f"TRAIN.DISTILL: {exc}") from None
     d = cfg.TRAIN.DISTILL
     log(f"distillation from {d.TEACHER}: probability weight {d.WEIGHT} ({d.LOSS}), threshold weight "
