@@ -42,6 +42,7 @@ def main(argv=None):
     parser.add_argument("--images", required=True)
     parser.add_argument("--gt", required=True)
     parser.add_argument("--gt-format", default="icdar2015")
+    parser.add_argument("--gt-ignore-label", action="append", help="labelme: a don't-care label (repeatable)")
     parser.add_argument("--short-sides", type=int, nargs="+", default=[736])
     parser.add_argument("--threshs", type=float, nargs="+", default=[0.3])
     parser.add_argument("--unclips", type=float, nargs="+", default=[1.5])
@@ -56,11 +57,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start_tensorflow()
 
-    from db_tf.data.image_io import read_image
-    from db_tf.data.readers import read_annotation
+    from db_tf.cli.evaluate import gt_files, read_gt
+    from db_tf.data.image_io import list_images, read_image
     from db_tf.detector import TextDetector
-    from db_tf.cli.evaluate import gt_files
-    from db_tf.data.image_io import list_images
 
     gt_paths = gt_files(args.gt, args.gt_format)
     paths = [p for p in list_images(args.images) if p.stem in gt_paths]
@@ -68,7 +67,7 @@ def main(argv=None):
         print(f"error: no image of {args.images} has a GT file in {args.gt}", file=sys.stderr)
         return 2
     images = [read_image(p) for p in paths]
-    gts = [read_annotation(gt_paths[p.stem], args.gt_format)[:2] for p in paths]
+    gts = [read_gt(gt_paths[p.stem], args) for p in paths]
     sizes = [image.shape[:2] for image in images]
     best = (-1.0, None)
     for short_side in args.short_sides:
