@@ -306,6 +306,7 @@ DISTRIBUTED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_train_step_under_mirrored_strategy(repo_root):
     """Two logical CPU replicas (a fresh process: devices must be configured before TF starts)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",

@@ -191,6 +191,7 @@ def test_tiny_dbnet_contract(tiny_bundle):
         assert polygon[:, 0].max() <= 100 and polygon[:, 1].max() <= 70 and polygon.min() >= 0
 
 
+@pytest.mark.slow
 def test_pretrained_json_and_bare_weights_load_the_same_model(tiny_bundle):
     model, folder = tiny_bundle
     assert "ppocrv4_mobile" in list_presets()
@@ -215,6 +216,7 @@ def test_pretrained_json_and_bare_weights_load_the_same_model(tiny_bundle):
         TextDetector(weights=str(bare), model_config=wrong_cfg)
 
 
+@pytest.mark.slow
 def test_frozen_weights_give_the_live_maps_and_live_models_see_weight_updates(tiny_bundle):
     model, folder = tiny_bundle
     image = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)

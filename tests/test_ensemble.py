@@ -76,6 +76,7 @@ def write_pretrained(model, folder, name, **preprocess):
     return str(folder / f"{name}.json")
 
 
+@pytest.mark.slow
 def test_packaged_ensemble_loads_by_name_and_detects_with_the_mean_map(members, tmp_path):
     paths = [write_pretrained(member, tmp_path, f"m{index}") for index, member in enumerate(members)]
     out = tmp_path / "weights"
@@ -106,6 +107,7 @@ def test_members_must_share_the_normalisation(members, tmp_path, capsys):
     assert "--average takes checkpoints of one model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_saved_model_of_an_ensemble_serves_the_mean_map(ensemble, tmp_path):
     settings = {**PREPROCESS, "size": None}
     path = export_saved_model(ensemble, settings, tmp_path / "served", version=1)

@@ -22,6 +22,7 @@ def tiny_json(tmp_path_factory):
     return folder / "tiny.json"
 
 
+@pytest.mark.slow
 def test_saved_model_export_from_the_command_line(tiny_json, tmp_path, capsys):
     output = tmp_path / "models" / "dbnet"
     assert export.main(["--weights", str(tiny_json), "--output", str(output), "--version", "2"]) == 0

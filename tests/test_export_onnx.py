@@ -13,6 +13,8 @@ from db_tf.export import export  # noqa: E402
 from export_support import keras_reference, tiny_model  # noqa: E402
 from tolerances import assert_maps_match
 
+pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
+
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
             "max_side": 128, "thresh": 0.25}
 

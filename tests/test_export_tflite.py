@@ -9,6 +9,8 @@ from db_tf.export import export
 from db_tf.export.tflite import TFLiteRunner, export_tflite
 from export_support import keras_reference, tiny_model
 
+pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
+
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
             "max_side": 128}
 

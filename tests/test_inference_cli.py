@@ -106,6 +106,7 @@ def test_missing_inputs_and_weights_give_clear_errors(tmp_path, capsys):
     assert "no preset 'no_such_model'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_weights_and_settings_precedence(tiny_bundle, image_folder, tmp_path):  # noqa: F811
     _, folder = tiny_bundle
     json_path = str(folder / "tiny.json")

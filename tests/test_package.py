@@ -42,6 +42,7 @@ def test_db_tf_command_lists_commands_and_dispatches(capsys):
     assert stop.value.code == 0 and "usage: db-tf detect" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_presets_round_trip_and_keras_files(tmp_path):
     import keras
 

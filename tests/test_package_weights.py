@@ -2,9 +2,12 @@
 import json
 
 import numpy as np
+import pytest
 
 from db_tf.presets import load_preset
 from db_tf.tools.package_weights import main
+
+pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
 
 TINY = {"backbone": "resnet18", "neck": "fpn", "inner_channels": 32}
 

@@ -224,6 +224,7 @@ _DISTRIBUTED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_distribute_datasets_from_function_with_two_cpu_replicas(repo_root):
     """Runs in a subprocess: logical CPU devices must be configured before TensorFlow initialises."""
     env = dict(os.environ, PYTHONPATH=str(repo_root), TF_CPP_MIN_LOG_LEVEL="2")

@@ -289,6 +289,7 @@ def test_rsefpn_matches_numpy_reference():
 PPOCR_KWARGS = {"backbone": "pplcnetv3_x0_75", "neck": "rsefpn", "inner_channels": 96, "head_batch_norm": True}
 
 
+@pytest.mark.slow
 def test_ppocr_dbnet_config_round_trip_and_gradients():
     from db_tf.losses import DBLoss
     from db_tf.models import DBNet

@@ -4,6 +4,7 @@ import math
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from keras.ops import convert_to_numpy as to_numpy
 
@@ -102,6 +103,7 @@ def test_replkfpn_matches_numpy_reference():
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_v6_small_dbnet_config_round_trip_and_gradients():
     from db_tf.losses import DBLoss
     from db_tf.models import DBNet

@@ -194,6 +194,7 @@ def test_cli_without_onnx_says_what_to_install(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ppocrv4_mobile", "ppocrv5_mobile", "ppocrv6_small"])
 def test_import_matches_onnxruntime_and_shipped_files(name, tmp_path):
     require("onnx", "onnxruntime")
@@ -279,6 +280,7 @@ def test_shipped_model_finds_every_text_line_of_the_demo(shipped):
     assert scores.min() > meta["postprocess"]["box_thresh"]
 
 
+@pytest.mark.slow
 def test_shipped_model_fine_tunes_with_its_fresh_threshold_branch(shipped):
     """A few SGD steps on one labelled crop of the demo lower the full DB loss (threshold terms included)."""
     from db_tf.data.labels import make_label_maps

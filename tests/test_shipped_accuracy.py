@@ -11,6 +11,8 @@ import pytest
 
 from db_tf.cli import evaluate
 
+pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
+
 # README's model table and the models' JSON state these (both: short side 1280, thresh 0.3, box 0.5, unclip 1.3,
 # split_by_threshold)
 PUBLISHED = {"ppocrv4_ic15": {"precision": 0.7953, "recall": 0.7953, "hmean": 0.7953, "matched": 404, "gt_care": 508},

@@ -13,6 +13,8 @@ from db_tf.tools.plot_curves import main as plot_curves_main
 from db_tf.training.summaries import read_events
 from test_train_support import REPO_ROOT, subprocess_env
 
+pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
+
 LOSS_TAGS = ("binarize_loss", "thresh_loss", "thresh_binary_loss", "total_loss")
 
 

@@ -35,6 +35,7 @@ def h5_arrays(path):
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_recomputes_the_same_steps(tmp_path):
     script = write_tiny_train_script(tmp_path)
     run_dir = tmp_path / "run"

@@ -37,6 +37,7 @@ def h5_arrays(path):
     return out
 
 
+@pytest.mark.slow
 def test_training_from_a_preset_with_validation(tiny, tmp_path):
     from db_tf.training.run import train
 
@@ -138,6 +139,7 @@ def test_non_finite_steps_are_skipped_and_stop_the_run(tiny, tmp_path, monkeypat
         np.testing.assert_array_equal(saved[name], value, err_msg=name)
 
 
+@pytest.mark.slow
 def test_exports_carry_the_moving_average_of_the_weights(tiny, tmp_path):
     from db_tf.models import DBNet
     from db_tf.training.run import train
