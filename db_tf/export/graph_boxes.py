@@ -16,16 +16,15 @@ Same steps as db_tf.postprocess (box mode, "fast" score), each rewritten for gra
    centre is within half a row of the line, steep ones the rounded crossing), summed with row prefix sums;
    score < box_thresh is dropped;
 4. unclip: pyclipper offsets the integer-truncated rectangle by D' = A' r' / L' with round joins, and
-   postprocess takes the minimum-area rectangle of the result. The extent of (quad grown by a disc of
-   radius D') in any direction is the quad's extent + 2 D', and the minimum-area rectangle of a convex
-   shape has a side along one of its edges, so the four edge directions of the quad are tried exactly;
-   short side < MIN_SIZE_UNCLIPPED is dropped;
+   postprocess takes the minimum-area rectangle of the result. The offset polygon's integer vertices are
+   generated as Clipper does (an arc of points per corner, rounded), and as it is convex its minimum-area
+   rectangle has a side along one of its edges: all edge directions are tried; short side <
+   MIN_SIZE_UNCLIPPED is dropped;
 5. corners ordered as order_corners, scaled to the original image, rounded and clipped as postprocess.
 
 Differences from db_tf.postprocess (measured in bench/parity_boxes_signature.py): hole contours (RETR_LIST
 also returns the inner outline of a ring-shaped region) are not candidates; the rectangle angle is found to
-0.01 degree instead of exactly; pyclipper's integer output points are not modelled, so an unclipped side
-can differ by about a pixel; boxes come in component order (top row first), and at most ``max_boxes``.
+about 1e-5 degree instead of exactly, and corners that land on .5 in the image can round the other way; boxes come in component order (top row first), and at most ``max_boxes``.
 """
 import numpy as np
 import tensorflow as tf
@@ -257,24 +256,75 @@ def rect_corners(centre, size, angle):
 
 
 def grown_rects(quads, distance):
-    """Minimum-area rectangle of each convex quad (K, 4, 2) grown by a disc of radius distance (K,): the
-    grown shape's extent in any direction is the quad's + 2 distance, and the optimum has a side along
-    one of the quad's edges, so the four edge directions are the only candidates."""
-    edges = tf.roll(quads, -1, axis=1) - quads
-    angles = tf.atan2(edges[..., 1], edges[..., 0])  # (K, 4)
-    cos, sin = tf.cos(angles)[:, :, None], tf.sin(angles)[:, :, None]  # (K, 4 angles, 1)
-    x, y = quads[:, None, :, 0], quads[:, None, :, 1]  # (K, 1, 4 points)
+    """Minimum-area rectangle of what pyclipper's round-join offset of each integer quad (K, 4, 2) by
+    distance (K,) returns, as db_tf.postprocess.unclip + cv2.minAreaRect: the offset polygon's integer
+    vertices are generated as Clipper does (offset_vertices), and the rectangle is searched over the
+    directions of its edges (a convex polygon's minimum-area rectangle has a side along one of them)."""
+    points, valid = offset_vertices(quads, distance)  # (K, P, 2), (K, P)
+    order = tf.argsort(tf.cast(~valid, tf.int32), axis=1, stable=True)  # the valid points first, in path order
+    points, valid = tf.gather(points, order, batch_dims=1), tf.gather(valid, order, batch_dims=1)
+    count = tf.reduce_sum(tf.cast(valid, tf.int32), 1, keepdims=True)
+    following = tf.range(tf.shape(points)[1])[None] + 1
+    following = tf.where(following < count, following, 0)  # the path is closed
+    edges = tf.gather(points, following, batch_dims=1) - points
+    angles = tf.atan2(edges[..., 1], edges[..., 0])  # (K, A = P): the direction of every edge
+    usable = valid & (tf.reduce_sum(tf.abs(edges), -1) > 0)
+    cos, sin = tf.cos(angles)[:, :, None], tf.sin(angles)[:, :, None]  # (K, A, 1)
+    x, y = points[:, None, :, 0], points[:, None, :, 1]  # (K, 1, P)
     u, v = x * cos + y * sin, y * cos - x * sin
-    lo_u, hi_u, lo_v, hi_v = (tf.reduce_min(u, 2), tf.reduce_max(u, 2), tf.reduce_min(v, 2), tf.reduce_max(v, 2))
-    grow = 2.0 * distance[:, None]
-    choice = tf.argmin((hi_u - lo_u + grow) * (hi_v - lo_v + grow), axis=1, output_type=tf.int32)
+    inside = valid[:, None, :]
+    inf = tf.constant(np.inf, tf.float32)
+    lo_u, hi_u = tf.reduce_min(tf.where(inside, u, inf), 2), tf.reduce_max(tf.where(inside, u, -inf), 2)
+    lo_v, hi_v = tf.reduce_min(tf.where(inside, v, inf), 2), tf.reduce_max(tf.where(inside, v, -inf), 2)
+    area = tf.where(usable, (hi_u - lo_u) * (hi_v - lo_v), inf)
+    choice = tf.argmin(area, axis=1, output_type=tf.int32)
     pick = lambda t: tf.gather(t, choice, batch_dims=1)  # noqa: E731
     angle, lo_u, hi_u, lo_v, hi_v = map(pick, (angles, lo_u, hi_u, lo_v, hi_v))
     cos, sin = tf.cos(angle), tf.sin(angle)
     mid_u, mid_v = (lo_u + hi_u) / 2, (lo_v + hi_v) / 2
     centre = tf.stack([mid_u * cos - mid_v * sin, mid_u * sin + mid_v * cos], axis=1)
-    size = tf.stack([hi_u - lo_u, hi_v - lo_v], axis=1) + 2.0 * distance[:, None]
-    return centre, size, angle
+    return centre, tf.stack([hi_u - lo_u, hi_v - lo_v], axis=1), angle
+
+
+MAX_ARC_STEPS = 32  # per corner; Clipper takes about 11 for a 90-degree corner at distance 100
+
+
+def offset_vertices(quads, distance, arc_tolerance=0.25):
+    """The integer vertices (K, 4 * (MAX_ARC_STEPS + 1), 2) and their validity mask of Clipper's
+    (pyclipper's) closed-polygon offset of convex quads with round joins (ClipperOffset.DoOffset /
+    DoRound): the path is made positively oriented, each corner gets an arc of points at ``distance``
+    around it from the previous edge's normal to the next edge's, the step count from the arc
+    tolerance, every point rounded half away from zero."""
+    area2 = tf.reduce_sum(quads[..., 0] * tf.roll(quads[..., 1], -1, 1) - tf.roll(quads[..., 0], -1, 1) * quads[..., 1], 1)
+    quads = tf.where((area2 < 0)[:, None, None], tf.reverse(quads, [1]), quads)
+    edges = tf.roll(quads, -1, axis=1) - quads
+    length = tf.maximum(tf.norm(edges, axis=-1, keepdims=True), 1e-12)
+    normals = tf.stack([edges[..., 1], -edges[..., 0]], axis=-1) / length  # of edge j -> j + 1
+    previous = tf.roll(normals, 1, axis=1)  # of edge j - 1 -> j
+    sin_a = tf.clip_by_value(previous[..., 0] * normals[..., 1] - normals[..., 0] * previous[..., 1], -1.0, 1.0)
+    cos_a = tf.reduce_sum(previous * normals, -1)
+    delta = tf.cast(distance, tf.float64)
+    tolerance = tf.where(delta < 1.0, delta * 0.25, arc_tolerance)  # Clipper: min(ArcTolerance, |delta| / 4)
+    steps_per_turn = tf.minimum(np.pi / tf.acos(1.0 - tolerance / delta), delta * np.pi)
+    step_angle = tf.cast(2.0 * np.pi / steps_per_turn, tf.float32)[:, None, None]
+    turn = tf.abs(tf.atan2(sin_a, cos_a))
+    steps = tf.maximum(_round_away(tf.cast(steps_per_turn, tf.float32)[:, None] / (2 * np.pi) * turn), 1.0)
+    steps = tf.minimum(steps, MAX_ARC_STEPS)[..., None]  # (K, 4, 1)
+    index = tf.range(MAX_ARC_STEPS + 1, dtype=tf.float32)  # arc points 0..steps-1, then the next normal
+    start = tf.atan2(previous[..., 1], previous[..., 0])[..., None]
+    rotated = tf.stack([tf.cos(start + index * step_angle), tf.sin(start + index * step_angle)], -1)
+    direction = tf.where((index == steps)[..., None], normals[:, :, None, :], rotated)
+    # a nearly straight corner gets the previous normal's point only (Clipper's |sinA delta| < 1 case)
+    straight = (tf.abs(sin_a) * tf.cast(distance, tf.float32)[:, None] < 1.0) & (cos_a > 0)
+    valid = tf.where(straight[..., None], index == 0, index <= steps)
+    points = _round_away(quads[:, :, None, :] + direction * tf.cast(distance, tf.float32)[:, None, None, None])
+    count = 4 * (MAX_ARC_STEPS + 1)
+    return tf.reshape(points, [-1, count, 2]), tf.reshape(valid, [-1, count])
+
+
+def _round_away(value):
+    """Clipper's Round: half away from zero."""
+    return tf.sign(value) * tf.floor(tf.abs(value) + 0.5)
 
 
 def order_corners(boxes):
