@@ -24,6 +24,7 @@ mode in graph ops (graph_boxes.py) with the model's shipped thresholds:
  -> boxes     float32 (N, K, 4, 2): corners in original-image pixels, clockwise from top-left
     scores    float32 (N, K)
     num_boxes int32 (N,): image i's boxes are boxes[i, :num_boxes[i]]; K is the batch's largest count
+    original_size int32 (N, 2), as in serving_default
 ``tuned_boxes`` (signature "boxes_tuned"): the same with three more inputs, float32 scalars ``thresh``,
 ``box_thresh``, ``unclip_ratio``, for per-request settings.
 """
@@ -94,8 +95,9 @@ def tuned_boxes(model, settings):
 
     def boxes(image_bytes, thresh, box_thresh, unclip_ratio):
         out = maps(image_bytes)
-        return graph_boxes.batch_boxes(out["probability"], out["resized_size"], out["original_size"], thresh,
-                                       box_thresh, unclip_ratio, max_boxes, out.get("threshold"))
+        boxes = graph_boxes.batch_boxes(out["probability"], out["resized_size"], out["original_size"], thresh,
+                                        box_thresh, unclip_ratio, max_boxes, out.get("threshold"))
+        return {**boxes, "original_size": out["original_size"]}
 
     return boxes
 
