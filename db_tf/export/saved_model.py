@@ -66,19 +66,35 @@ def export_saved_model(model, settings, output_dir, version=1, overwrite=False, 
 
 def write_saved_model(model, settings, path, signatures=SIGNATURES):
     """A SavedModel with the named signatures at ``path`` (no version folder, no metadata)."""
-    builders = {DEFAULT_SIGNATURE: (encoded_images, [BYTES_SPEC]), FLOAT_SIGNATURE: (float_images, [FLOAT_SPEC]),
-                BOXES_SIGNATURE: (encoded_images_to_boxes, [BYTES_SPEC]),
-                TUNED_BOXES_SIGNATURE: (tuned_boxes, [BYTES_SPEC, *SETTING_SPECS])}
     module = tf.Module()
     module.model_variables = [variable.value for variable in model.variables]  # the tf.Variables (see above)
     functions = {}
     for name in signatures:
-        build, specs = builders[name]
-        # autograph off: the functions have no Python control flow on tensors (loops are tf.while_loop)
-        functions[name] = tf.function(build(model, settings), input_signature=specs, autograph=False)
-        setattr(module, name, functions[name])
-    tf.saved_model.save(module, str(path), signatures={k: f.get_concrete_function() for k, f in functions.items()})
+        setattr(module, name, _signature_function(name, model, settings, functions))
+    tf.saved_model.save(module, str(path), signatures={name: functions[name].get_concrete_function()
+                                                       for name in signatures})
     return Path(path)
+
+
+def _signature_function(name, model, settings, functions):
+    """The tf.function of one signature, memoised in ``functions``: "boxes" calls "boxes_tuned", which calls
+    "serving_default", so the network and the post-processing are traced once for all of them."""
+    if name not in functions:
+        if name == DEFAULT_SIGNATURE:
+            build, specs = encoded_images(model, settings), [BYTES_SPEC]
+        elif name == FLOAT_SIGNATURE:
+            build, specs = float_images(model, settings), [FLOAT_SPEC]
+        elif name == TUNED_BOXES_SIGNATURE:
+            maps = _signature_function(DEFAULT_SIGNATURE, model, settings, functions)
+            build, specs = tuned_boxes(model, settings, maps), [BYTES_SPEC, *SETTING_SPECS]
+        elif name == BOXES_SIGNATURE:
+            tuned = _signature_function(TUNED_BOXES_SIGNATURE, model, settings, functions)
+            build, specs = encoded_images_to_boxes(model, settings, tuned), [BYTES_SPEC]
+        else:
+            raise ValueError(f"unknown signature {name!r}; known: {', '.join(SIGNATURES)}")
+        # autograph off: the functions have no Python control flow on tensors (loops are tf.while_loop)
+        functions[name] = tf.function(build, input_signature=specs, autograph=False)
+    return functions[name]
 
 
 def read_metadata(saved_model_dir):

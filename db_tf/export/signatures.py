@@ -80,17 +80,20 @@ def encoded_images(model, settings):
     return probability_maps
 
 
-def encoded_images_to_boxes(model, settings):
+def encoded_images_to_boxes(model, settings, tuned=None):
     """The "boxes" function (see module doc): thresholds from ``settings`` (db_tf.detector's defaults for
-    those it lacks), baked into the graph."""
-    tuned = tuned_boxes(model, settings)
-    values = [float(_postprocess_setting(settings, key)) for key in ("thresh", "box_thresh", "unclip_ratio")]
+    those it lacks), baked into the graph. ``tuned``: the "boxes_tuned" function to call (a tf.function
+    already traced for the SavedModel, so the network is traced once for all signatures)."""
+    tuned = tuned or tuned_boxes(model, settings)
+    values = [tf.constant(float(_postprocess_setting(settings, key)), tf.float32)
+              for key in ("thresh", "box_thresh", "unclip_ratio")]
     return lambda image_bytes: tuned(image_bytes, *values)
 
 
-def tuned_boxes(model, settings):
-    """The "boxes_tuned" function (see module doc): thresh, box_thresh, unclip_ratio are inputs."""
-    maps = encoded_images(model, settings)
+def tuned_boxes(model, settings, maps=None):
+    """The "boxes_tuned" function (see module doc): thresh, box_thresh, unclip_ratio are inputs.
+    ``maps``: the "serving_default" function to call (as ``tuned`` above)."""
+    maps = maps or encoded_images(model, settings)
     max_boxes = int(_postprocess_setting(settings, "max_candidates"))
 
     def boxes(image_bytes, thresh, box_thresh, unclip_ratio):
