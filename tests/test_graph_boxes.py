@@ -263,3 +263,144 @@ def test_max_boxes_caps_the_output():
     assert len(graph_boxes(prob)[0]) > 2
     out = CAPPED(tf.constant(prob[None, :, :, None]), tf.constant([[192, 320]]), tf.constant([[192, 320]]))
     assert out["boxes"].shape == (1, 2, 4, 2) and int(out["num_boxes"][0]) == 2
+
+
+# ------------------------------------------------------------------------ SavedModel and the client
+SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
+            "max_side": 128, "size": None, "thresh": 0.4, "box_thresh": 0.4, "unclip_ratio": 1.4}  # random maps: P > 0.4 is one blob
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from export_support import tiny_model
+
+    from db_tf.export.saved_model import export_saved_model
+
+    path = export_saved_model(tiny_model(), SETTINGS, tmp_path_factory.mktemp("boxes") / "dbnet", version=1)
+    return path, tf.saved_model.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    rng = np.random.default_rng(11)
+    images = [cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (5, 5), 0)
+              for shape in [(64, 96, 3), (128, 64, 3)]]
+    return [cv2.imencode(".png", im)[1].tobytes() for im in images]
+
+
+@pytest.mark.slow
+def test_boxes_signatures_post_process_the_served_maps(exported, encoded):
+    _, loaded = exported
+    batch = tf.constant(encoded)
+    maps = loaded.signatures["serving_default"](image_bytes=batch)
+    served = loaded.signatures["boxes"](image_bytes=batch)
+    expected = BOXES(maps["probability"], maps["resized_size"], maps["original_size"],
+                     *(tf.constant(SETTINGS[k]) for k in ("thresh", "box_thresh", "unclip_ratio")))
+    assert int(tf.reduce_sum(served["num_boxes"])) > 0
+    for key in ("boxes", "scores", "num_boxes"):
+        np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(served["original_size"], maps["original_size"])
+    # boxes_tuned with the shipped values is boxes; other values change the answer
+    same = loaded.signatures["boxes_tuned"](image_bytes=batch, thresh=tf.constant(0.4),
+                                            box_thresh=tf.constant(0.4), unclip_ratio=tf.constant(1.4))
+    np.testing.assert_array_equal(same["boxes"], served["boxes"])
+    strict = loaded.signatures["boxes_tuned"](image_bytes=batch, thresh=tf.constant(0.4),
+                                              box_thresh=tf.constant(0.99), unclip_ratio=tf.constant(1.4))
+    assert strict["num_boxes"].numpy().tolist() == [0, 0] and strict["boxes"].shape == (2, 0, 4, 2)
+
+
+@pytest.mark.slow
+def test_graph_mode_loader_runs_the_boxes_signature(exported, encoded):
+    """TF Serving's C++ loader path (MetaGraph + Session.run by tensor names), as tf.compat.v1 loads."""
+    path, loaded = exported
+    reference = loaded.signatures["boxes"](image_bytes=tf.constant(encoded))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        signature = meta_graph.signature_def["boxes"]
+        outputs = session.run({k: v.name for k, v in signature.outputs.items()},
+                              {signature.inputs["image_bytes"].name: encoded})
+    assert sorted(outputs) == sorted(reference)
+    for key, value in outputs.items():
+        np.testing.assert_allclose(value, reference[key].numpy(), atol=1e-4)
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """TF Serving's REST predict as documented (row and columnar requests, {"b64"} decoding), with its
+    message for a signature the model lacks."""
+    signatures = None
+    asked = []
+
+    def do_POST(self):  # noqa: N802
+        import base64
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name = body.get("signature_name", "serving_default")
+        self.asked.append(name)
+        if name not in self.signatures:
+            return self._answer(400, {"error": f'Serving signature name: "{name}" not found in signature def'})
+        if "instances" in body:
+            inputs = {k: [row[k] for row in body["instances"]] for k in body["instances"][0]}
+        else:
+            inputs = body["inputs"]
+        tensors = {k: tf.constant([base64.b64decode(v["b64"]) for v in value]) if k == "image_bytes"
+                   else tf.constant(value, tf.float32) for k, value in inputs.items()}
+        outputs = {k: v.numpy().tolist() for k, v in self.signatures[name](**tensors).items()}
+        if "instances" in body:
+            count = len(next(iter(outputs.values())))
+            return self._answer(200, {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]})
+        return self._answer(200, {"outputs": outputs})
+
+    def _answer(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    StandIn.asked = []
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.slow
+def test_client_takes_boxes_from_the_graph_and_falls_back_to_maps(exported, encoded, server):
+    from db_tf.serving import ServingClient, ServingError
+
+    _, loaded = exported
+    StandIn.signatures = dict(loaded.signatures)
+    served = loaded.signatures["boxes"](image_bytes=tf.constant(encoded))
+    results = ServingClient(server).detect(encoded)
+    assert StandIn.asked == ["boxes"]
+    for i, result in enumerate(results):
+        n = int(served["num_boxes"][i])
+        np.testing.assert_array_equal(np.asarray(result.polygons).reshape(-1, 4, 2), served["boxes"][i, :n])
+        np.testing.assert_allclose(result.scores, served["scores"][i, :n], atol=1e-6)
+        assert result.image_size == tuple(served["original_size"][i].numpy())
+    # settings given: db_tf.postprocess on the maps, as before; in_graph=True sends them to boxes_tuned
+    ServingClient(server, thresh=0.5).detect(encoded)
+    tuned = ServingClient(server, in_graph=True).detect(encoded, thresh=0.4, box_thresh=0.4, unclip_ratio=1.4)
+    assert StandIn.asked[1:] == ["serving_default", "boxes_tuned"]
+    for x, y in zip(tuned, results):  # the shipped values sent explicitly: the same boxes
+        assert len(x) == len(y) and all(np.array_equal(a, b) for a, b in zip(x.polygons, y.polygons))
+    with pytest.raises(ValueError, match="all of"):
+        ServingClient(server, in_graph=True).detect(encoded, thresh=0.5)
+    # an export without the signature: one failed boxes request, then maps only
+    StandIn.signatures = {"serving_default": loaded.signatures["serving_default"]}
+    StandIn.asked = []
+    client = ServingClient(server)
+    first, second = client.detect(encoded), client.detect(encoded)
+    assert StandIn.asked == ["boxes", "serving_default", "serving_default"]
+    assert [len(r) for r in first] == [len(r) for r in second]
+    with pytest.raises(ServingError, match="not found in signature def"):
+        ServingClient(server, in_graph=True).detect(encoded)
