@@ -2,6 +2,7 @@
 
     python bench/bench_boxes_signature.py                       # shipped ppocrv4_mobile, one 1280x720 photo
     python bench/bench_boxes_signature.py --weights ppocrv4_ic15 --repeats 10
+    python bench/bench_boxes_signature.py --image ../shared/data/icdar2015_train/imgs/img_984.jpg  # 62 texts
 
 The model is exported (export.py's code) to a temporary folder and loaded back. One 1280x720 JPEG
 (ICDAR 2015 img_901 from ../shared when present, else a synthetic text image of db_tf.synth) goes to
@@ -39,8 +40,10 @@ from db_tf.serving import ServedMaps, detections  # noqa: E402
 IMAGE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "icdar2015_train" / "imgs" / "img_901.jpg"
 
 
-def photo():
-    """JPEG bytes of a 1280x720 photo (the IC15 image when present, else synthetic text)."""
+def photo(path=None):
+    """JPEG bytes of a 1280x720 photo (``path``, else the IC15 image when present, else synthetic text)."""
+    if path:
+        return Path(path).read_bytes(), Path(path).name
     if IMAGE.is_file():
         return IMAGE.read_bytes(), str(IMAGE.name)
     from db_tf import synth
@@ -90,10 +93,11 @@ def main():
     parser.add_argument("--short-side", type=int, default=736)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--image", help="another image file to send (default: IC15 img_901, else synthetic)")
     args = parser.parse_args()
     detector = TextDetector(weights=args.weights, short_side=args.short_side)
     settings = detector.settings
-    data, source = photo()
+    data, source = photo(args.image)
     batch = tf.constant([data])
     with tempfile.TemporaryDirectory() as folder:
         path = export(detector.model, settings, folder, fmt="saved_model", version=1, name=args.weights)[0]
