@@ -405,3 +405,43 @@ def test_client_takes_boxes_from_the_graph_and_falls_back_to_maps(exported, enco
     assert [len(r) for r in first] == [len(r) for r in second]
     with pytest.raises(ServingError, match="not found in signature def"):
         ServingClient(server, in_graph=True).detect(encoded)
+
+
+@pytest.mark.slow
+def test_grpc_client_takes_boxes_and_tuned_settings(exported, encoded):
+    grpc = pytest.importorskip("grpc")
+    apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+    from concurrent import futures
+
+    from tensorflow_serving.apis import predict_pb2
+
+    from db_tf.serving import ServingClient
+
+    _, loaded = exported
+    asked = []
+
+    class StandInPrediction(apis.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 (the proto's naming)
+            asked.append(request.model_spec.signature_name)
+            tensors = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+            response = predict_pb2.PredictResponse()
+            for name, value in loaded.signatures[request.model_spec.signature_name](**tensors).items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    apis.add_PredictionServiceServicer_to_server(StandInPrediction(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        client = ServingClient(f"127.0.0.1:{port}", protocol="grpc")
+        results = client.detect(encoded)
+        strict = client.predict_boxes(encoded, thresh=0.4, box_thresh=0.99, unclip_ratio=1.4)
+    finally:
+        server.stop(None)
+    assert asked == ["boxes", "boxes_tuned"]
+    served = loaded.signatures["boxes"](image_bytes=tf.constant(encoded))
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(np.asarray(result.polygons).reshape(-1, 4, 2),
+                                      served["boxes"][i, :int(served["num_boxes"][i])])
+    assert [len(r) for r in strict] == [0, 0]
