@@ -44,7 +44,7 @@ def matched_fractions(python_boxes, graph_boxes, iou=MATCH_IOU):
     return int((matrix.max(1) >= iou).sum()), int((matrix.max(0) >= iou).sum()), matrix
 
 
-def run_preset(name, first, last):
+def run_preset(name, first, last, show=False):
     detector = TextDetector(weights=name)
     settings = detector.settings
     with tempfile.TemporaryDirectory() as folder:
@@ -71,6 +71,8 @@ def run_preset(name, first, last):
             totals["graph"] += count
             totals["python_matched"] += py_matched
             totals["graph_matched"] += g_matched
+            if show:
+                _show_mismatches(i, python, graph_boxes, matrix)
             if len(python.polygons) and count:
                 best = matrix.argmax(1)
                 good = matrix.max(1) >= MATCH_IOU
@@ -89,18 +91,31 @@ def run_preset(name, first, last):
     return result
 
 
+def _show_mismatches(image, python, graph_boxes, matrix):
+    for k, polygon in enumerate(python.polygons):
+        best = matrix[k].max() if np.size(matrix) else 0.0
+        if best < MATCH_IOU:
+            print(f"img_{image}: Python box {polygon.astype(int).tolist()} (score {python.scores[k]:.3f}): "
+                  f"best graph IoU {best:.3f}")
+    for k, box in enumerate(graph_boxes):
+        best = matrix[:, k].max() if np.size(matrix) else 0.0
+        if best < MATCH_IOU:
+            print(f"img_{image}: graph box {box.astype(int).tolist()}: best Python IoU {best:.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", nargs="+", default=["ppocrv4_ic15", "ppocrv4_mobile"])
     parser.add_argument("--first", type=int, default=901)
     parser.add_argument("--last", type=int, default=1000)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--show", action="store_true", help="print every box without a partner")
     args = parser.parse_args()
     if not VAL_DIR.is_dir():
         sys.exit(f"{VAL_DIR} is absent: this parity check needs the ICDAR 2015 train images (../shared)")
     results = []
     for name in args.weights:
-        result = run_preset(name, args.first, args.last)
+        result = run_preset(name, args.first, args.last, args.show)
         results.append(result)
         print(json.dumps(result), flush=True)
     if args.json:
