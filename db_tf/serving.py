@@ -151,6 +151,8 @@ def parse_boxes(outputs):
     if missing:
         raise ServingError(f"the response lacks outputs {missing}: use the boxes signature of a db-tf export")
     counts = np.asarray(outputs["num_boxes"], np.int64).reshape(-1)
+    if not len(counts):
+        return []
     sizes = np.asarray(outputs["original_size"], np.int64).reshape(-1, 2)
     boxes = np.asarray(outputs["boxes"], np.float32).reshape(len(counts), -1, 4, 2)
     scores = np.asarray(outputs["scores"], np.float32).reshape(len(counts), -1)
@@ -164,11 +166,10 @@ def parse_rest_boxes(body):
         body = json.loads(body)
     if "error" in body:
         raise ServingError(f"TF Serving error: {body['error']}")
-    if "predictions" in body:
+    if "predictions" in body:  # row format: one object per image
         rows = body["predictions"]
-        return parse_boxes({name: [row.get(name) for row in rows] for name in BOX_OUTPUTS
-                            if rows and all(name in row for row in rows)} if rows else
-                           {name: [] for name in BOX_OUTPUTS})
+        return parse_boxes({name: [row[name] for row in rows] for name in BOX_OUTPUTS
+                            if all(isinstance(row, dict) and name in row for row in rows)})
     if "outputs" in body:
         return parse_boxes(body["outputs"])
     raise ServingError(f"unexpected TF Serving response with keys {sorted(body)}")

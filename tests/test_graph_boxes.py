@@ -445,3 +445,24 @@ def test_grpc_client_takes_boxes_and_tuned_settings(exported, encoded):
         np.testing.assert_array_equal(np.asarray(result.polygons).reshape(-1, 4, 2),
                                       served["boxes"][i, :int(served["num_boxes"][i])])
     assert [len(r) for r in strict] == [0, 0]
+
+
+def test_box_responses_parse_in_row_and_columnar_format_with_or_without_boxes():
+    from db_tf.serving import ServingError, parse_rest_boxes
+
+    outputs = {"boxes": np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 4, 2),
+               "scores": np.array([[0.9, 0.8, 0.0], [0.7, 0.0, 0.0]], np.float32),
+               "num_boxes": np.array([2, 1], np.int32), "original_size": np.array([[720, 1280], [64, 96]], np.int32)}
+    row = {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(2)]}
+    columnar = {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+    for body in (json.dumps(row), columnar):
+        first, second = parse_rest_boxes(body)
+        assert len(first) == 2 and len(second) == 1 and second.image_size == (64, 96)
+        np.testing.assert_array_equal(first.polygons[1], outputs["boxes"][0, 1])
+        np.testing.assert_allclose(second.scores, [0.7])
+    empty = {"predictions": [{"boxes": [], "scores": [], "num_boxes": 0, "original_size": [10, 20]}] * 2}
+    assert [len(d) for d in parse_rest_boxes(empty)] == [0, 0]
+    with pytest.raises(ServingError, match="lacks outputs"):
+        parse_rest_boxes({"predictions": [{"probability": [[0.1]]}]})
+    with pytest.raises(ServingError, match="not found in signature def"):
+        parse_rest_boxes({"error": 'Serving signature name: "boxes" not found in signature def'})
