@@ -5,7 +5,13 @@
     for result in client.detect(["a.jpg", "b.png"]):                    # one Detections per image
         print(result.polygons, result.scores)
 
-The request carries the encoded image files (signature "serving_default", input ``image_bytes``; TF
+Exports that have the "boxes" signature (db-tf exports from this version on) compute the boxes in the
+graph: ``detect`` then asks for them (a few kB per image instead of the maps) unless post-processing
+settings were given, which the client applies to the maps with db_tf.postprocess as before;
+``in_graph=True`` always asks the graph ("boxes_tuned" with ``thresh`` / ``box_thresh`` / ``unclip_ratio``),
+``in_graph=False`` never. An older export without the signature is detected from the server's answer.
+
+The maps request carries the encoded image files (signature "serving_default", input ``image_bytes``; TF
 Serving's REST API base64-decodes ``{"b64": ...}`` values). The response has, per image, the probability
 map at network resolution (padded to the batch's largest image), ``original_size`` and ``resized_size``;
 the client crops the map to ``resized_size`` and runs db_tf.postprocess with ``dest_size=original_size``,
@@ -30,6 +36,10 @@ from db_tf import postprocess as post
 from db_tf.detector import DEFAULTS, POSTPROCESS_KEYS, Detections, postprocess_arguments
 
 SIGNATURE = "serving_default"
+BOXES_SIGNATURE = "boxes"
+TUNED_BOXES_SIGNATURE = "boxes_tuned"
+TUNABLE = ("thresh", "box_thresh", "unclip_ratio")  # the inputs of "boxes_tuned"
+BOX_OUTPUTS = ("boxes", "scores", "num_boxes", "original_size")
 INPUT_NAME = "image_bytes"
 OUTPUT_NAMES = ("probability", "original_size", "resized_size")
 OPTIONAL_OUTPUTS = ("threshold",)  # served only by exports made with split_by_threshold
@@ -78,6 +88,16 @@ def rest_request(images, signature_name=SIGNATURE):
     return {"signature_name": signature_name, "instances": instances}
 
 
+def rest_boxes_request(images, tuned=None):
+    """The JSON body of a REST :predict call to "boxes" (row format) or, with ``tuned`` = {thresh,
+    box_thresh, unclip_ratio}, to "boxes_tuned" (columnar format: the settings are scalars, not rows)."""
+    if not tuned:
+        return rest_request(images, BOXES_SIGNATURE)
+    files = rest_request(images)["instances"]
+    return {"signature_name": TUNED_BOXES_SIGNATURE,
+            "inputs": {INPUT_NAME: [f[INPUT_NAME] for f in files], **{k: float(tuned[k]) for k in TUNABLE}}}
+
+
 def rest_url(host="localhost:8501", model="dbnet", version=None):
     """TF Serving's REST predict URL; ``host`` may include a scheme ("https://...")."""
     base = host if "://" in host else f"http://{host}"
@@ -85,8 +105,9 @@ def rest_url(host="localhost:8501", model="dbnet", version=None):
     return f"{base.rstrip('/')}/v1/models/{model}{versioned}:predict"
 
 
-def grpc_request(images, model="dbnet", version=None, signature_name=SIGNATURE):
-    """A tensorflow_serving PredictRequest with the encoded images as a DT_STRING tensor."""
+def grpc_request(images, model="dbnet", version=None, signature_name=SIGNATURE, tuned=None):
+    """A tensorflow_serving PredictRequest with the encoded images as a DT_STRING tensor (and, with
+    ``tuned``, the "boxes_tuned" settings as float32 scalars)."""
     predict_pb2, _ = _serving_protos()
     import tensorflow as tf
 
@@ -99,6 +120,8 @@ def grpc_request(images, model="dbnet", version=None, signature_name=SIGNATURE):
     if version is not None:
         request.model_spec.version.value = int(version)
     request.inputs[INPUT_NAME].CopyFrom(tf.make_tensor_proto(encoded, dtype=tf.string, shape=[len(encoded)]))
+    for key, value in (tuned or {}).items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(float(value), dtype=tf.float32))
     return request
 
 
@@ -120,6 +143,36 @@ def parse_rest_response(body):
     else:
         raise ServingError(f"unexpected TF Serving response with keys {sorted(body)}")
     return _split(outputs)
+
+
+def parse_boxes(outputs):
+    """Outputs of the "boxes" signature ({name: array-like}, REST columnar or gRPC) -> list of Detections."""
+    missing = [name for name in BOX_OUTPUTS if name not in outputs]
+    if missing:
+        raise ServingError(f"the response lacks outputs {missing}: use the boxes signature of a db-tf export")
+    counts = np.asarray(outputs["num_boxes"], np.int64).reshape(-1)
+    if not len(counts):
+        return []
+    sizes = np.asarray(outputs["original_size"], np.int64).reshape(-1, 2)
+    boxes = np.asarray(outputs["boxes"], np.float32).reshape(len(counts), -1, 4, 2)
+    scores = np.asarray(outputs["scores"], np.float32).reshape(len(counts), -1)
+    return [Detections(list(b[:n]), s[:n].copy(), (int(size[0]), int(size[1])))
+            for b, s, n, size in zip(boxes, scores, counts, sizes)]
+
+
+def parse_rest_boxes(body):
+    """A REST :predict response of "boxes" / "boxes_tuned" (row or columnar) -> list of Detections."""
+    if isinstance(body, (str, bytes)):
+        body = json.loads(body)
+    if "error" in body:
+        raise ServingError(f"TF Serving error: {body['error']}")
+    if "predictions" in body:  # row format: one object per image
+        rows = body["predictions"]
+        return parse_boxes({name: [row[name] for row in rows] for name in BOX_OUTPUTS
+                            if all(isinstance(row, dict) and name in row for row in rows)})
+    if "outputs" in body:
+        return parse_boxes(body["outputs"])
+    raise ServingError(f"unexpected TF Serving response with keys {sorted(body)}")
 
 
 def parse_grpc_response(response):
@@ -171,37 +224,69 @@ class ServingClient:
 
     host: "localhost:8501" (REST) or "localhost:8500" (gRPC); model: the MODEL_NAME the server was
     started with; version: a fixed version, or None for the latest. Post-processing settings
-    (``thresh``, ``box_thresh``, ``unclip_ratio``, ``polygon``, ...) default to TextDetector's; pass the
-    exported model's (``assets.extra/db_tf_export.json``, key "postprocess") when they differ.
+    (``thresh``, ``box_thresh``, ``unclip_ratio``, ``polygon``, ...): when none are given, ``detect`` takes
+    the boxes the graph computes with the model's shipped settings ("boxes" signature), or, for an export
+    without it, runs db_tf.postprocess with TextDetector's defaults; given settings are applied by
+    db_tf.postprocess to the served maps. in_graph: None (that choice), True (always the graph; settings
+    limited to thresh / box_thresh / unclip_ratio, all three, sent to "boxes_tuned"), False (always maps).
     """
 
     def __init__(self, host="localhost:8501", model="dbnet", version=None, protocol="rest", timeout=60.0,
-                 **settings):
+                 in_graph=None, **settings):
         if protocol not in ("rest", "grpc"):
             raise ValueError(f"protocol must be 'rest' or 'grpc', got {protocol!r}")
+        if in_graph not in (None, True, False):
+            raise ValueError(f"in_graph must be None, True or False, got {in_graph!r}")
         _check_settings(settings)
         self.host, self.model, self.version = host, model, version
         self.protocol, self.timeout, self.settings = protocol, float(timeout), settings
+        self.in_graph = in_graph
         self._stub = None
+        self._has_boxes = None  # unknown until the server answers a boxes request
 
     def predict(self, images):
         """The served maps of a list of images (paths or encoded bytes), in one request."""
         images = list(images)
         if self.protocol == "rest":
             return parse_rest_response(self._post(rest_request(images)))
-        request = grpc_request(images, self.model, self.version)
-        try:
-            response = self._grpc_stub().Predict(request, timeout=self.timeout)
-        except Exception as exc:  # grpc.RpcError: its details() carry the server's message
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            raise ServingError(f"TF Serving at {self.host} (gRPC) failed: {details}") from None
-        return parse_grpc_response(response)
+        return parse_grpc_response(self._grpc_predict(grpc_request(images, self.model, self.version)))
+
+    def predict_boxes(self, images, **tuned):
+        """Detections computed in the graph ("boxes", or "boxes_tuned" with thresh / box_thresh /
+        unclip_ratio), in one request."""
+        images = list(images)
+        if tuned and sorted(tuned) != sorted(TUNABLE):
+            raise ValueError(f"in-graph boxes take all of {TUNABLE} or none of them, got {sorted(tuned)}")
+        if self.protocol == "rest":
+            return parse_rest_boxes(self._post(rest_boxes_request(images, tuned)))
+        signature = TUNED_BOXES_SIGNATURE if tuned else BOXES_SIGNATURE
+        response = self._grpc_predict(grpc_request(images, self.model, self.version, signature, tuned))
+        import tensorflow as tf
+
+        return parse_boxes({name: tf.make_ndarray(response.outputs[name]) for name in response.outputs})
 
     def detect(self, images, **overrides):
         """One Detections per image; ``overrides`` change post-processing settings for this call."""
         _check_settings(overrides)   # before the request: a misspelt setting must not be ignored
         settings = {**self.settings, **overrides}
+        images = list(images)
+        if self.in_graph or (self.in_graph is None and not settings and self._has_boxes is not False):
+            try:
+                results = self.predict_boxes(images, **settings)
+                self._has_boxes = True
+                return results
+            except ServingError as err:
+                if self.in_graph or not _lacks_signature(err):
+                    raise
+                self._has_boxes = False  # an export made before the boxes signature: maps it is
         return [detections(maps, **settings) for maps in self.predict(images)]
+
+    def _grpc_predict(self, request):
+        try:
+            return self._grpc_stub().Predict(request, timeout=self.timeout)
+        except Exception as exc:  # grpc.RpcError: its details() carry the server's message
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            raise ServingError(f"TF Serving at {self.host} (gRPC) failed: {details}") from None
 
     def _post(self, body):
         url = rest_url(self.host, self.model, self.version)
@@ -229,6 +314,12 @@ class ServingClient:
                        ("grpc.max_send_message_length", GRPC_MAX_MESSAGE)]
             self._stub = service.PredictionServiceStub(grpc.insecure_channel(self.host, options=options))
         return self._stub
+
+
+def _lacks_signature(error):
+    """Whether TF Serving refused a request for a signature the model does not have (its message:
+    'Serving signature name: "boxes" not found in signature def')."""
+    return "not found in signature def" in str(error)
 
 
 def _serving_protos():

@@ -19,17 +19,24 @@
     Each image is decoded, resized by the model's policy and normalised in the graph (see
     graph_preprocess.py), the batch is padded and the network runs once, as TextDetector does.
 
-Box extraction stays outside the graph: contours, minimum-area rectangles and the polygon offset
-(unclip) have no TensorFlow ops, and an approximation would give other boxes than
-db_tf.postprocess; db_tf.serving turns the maps into boxes on the client.
+``encoded_images_to_boxes`` (SavedModel signature "boxes"): the same input, then db_tf.postprocess's box
+mode in graph ops (graph_boxes.py) with the model's shipped thresholds:
+ -> boxes     float32 (N, K, 4, 2): corners in original-image pixels, clockwise from top-left
+    scores    float32 (N, K)
+    num_boxes int32 (N,): image i's boxes are boxes[i, :num_boxes[i]]; K is the batch's largest count
+    original_size int32 (N, 2), as in serving_default
+``tuned_boxes`` (signature "boxes_tuned"): the same with three more inputs, float32 scalars ``thresh``,
+``box_thresh``, ``unclip_ratio``, for per-request settings.
 """
 import tensorflow as tf
 
 from db_tf import preprocess
+from db_tf.export import graph_boxes
 from db_tf.export import graph_preprocess as gp
 
 FLOAT_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 BYTES_SPEC = tf.TensorSpec([None], tf.string, name="image_bytes")
+SETTING_SPECS = tuple(tf.TensorSpec([], tf.float32, name=name) for name in ("thresh", "box_thresh", "unclip_ratio"))
 
 
 def float_images(model, settings):
@@ -71,6 +78,38 @@ def encoded_images(model, settings):
                 "resized_size": resized_size}
 
     return probability_maps
+
+
+def encoded_images_to_boxes(model, settings, tuned=None):
+    """The "boxes" function (see module doc): thresholds from ``settings`` (db_tf.detector's defaults for
+    those it lacks), baked into the graph. ``tuned``: the "boxes_tuned" function to call (a tf.function
+    already traced for the SavedModel, so the network is traced once for all signatures)."""
+    tuned = tuned or tuned_boxes(model, settings)
+    values = [tf.constant(float(_postprocess_setting(settings, key)), tf.float32)
+              for key in ("thresh", "box_thresh", "unclip_ratio")]
+    return lambda image_bytes: tuned(image_bytes, *values)
+
+
+def tuned_boxes(model, settings, maps=None):
+    """The "boxes_tuned" function (see module doc): thresh, box_thresh, unclip_ratio are inputs.
+    ``maps``: the "serving_default" function to call (as ``tuned`` above)."""
+    maps = maps or encoded_images(model, settings)
+    max_boxes = int(_postprocess_setting(settings, "max_candidates"))
+
+    def boxes(image_bytes, thresh, box_thresh, unclip_ratio):
+        out = maps(image_bytes)
+        boxes = graph_boxes.batch_boxes(out["probability"], out["resized_size"], out["original_size"], thresh,
+                                        box_thresh, unclip_ratio, max_boxes, out.get("threshold"))
+        return {**boxes, "original_size": out["original_size"]}
+
+    return boxes
+
+
+def _postprocess_setting(settings, key):
+    from db_tf.detector import DEFAULTS
+
+    value = settings.get(key)
+    return DEFAULTS[key] if value is None else value
 
 
 def _network_maps(model, batch, settings):
