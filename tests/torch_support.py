@@ -9,7 +9,7 @@ def torch_or_skip(*submodules):
     try:
         torch = load_torch()
     except ImportError as exc:
-        pytest.skip(f"PyTorch not installed ({exc}); optional comparison skipped")
+        pytest.skip(f"PyTorch not installed ({exc}); optional comparison skipped", allow_module_level=True)
     for name in submodules:
-        pytest.importorskip(name)
+        pytest.importorskip(name)   # module level or inside a test, both skip cleanly
     return torch
