@@ -25,8 +25,10 @@ from db_tf.pretrained import load_pretrained  # noqa: E402
 from db_tf.tools import import_torch  # noqa: E402
 from db_tf.tools.import_torch import ARCHITECTURES, ImportMismatch  # noqa: E402
 
-# Probability maps agree to 1.5e-6 at worst over the cases below (measured, oneDNN on and off); the maps spread
-# over (0, 1) (logits standardised), so 1e-4 is the requirement with a wide margin.
+# float32 probability maps agree to 1.2e-5 (R18) .. 5.3e-5 (MMOCR R50-DCN ASF) at worst, measured; that is random
+# networks amplifying float32 rounding (PyTorch's own float32 and float64 maps of that model differ by 4.6e-5), so
+# the 1e-4 is kept for float32 and the mapping itself is checked in float64, where the maps agree to
+# 1.2e-7 (the head's final float32 cast) for every case: 1e-6 there.
 ATOL = 1e-4
 SIZE = (64, 96)
 
@@ -425,7 +427,7 @@ def convert_and_compare(name, tmp_path, threshold=True):
     return meta
 
 
-@pytest.mark.parametrize("name", ["db_r18", "db_r18_dcn", "mmocr_r18",
+@pytest.mark.parametrize("name", ["db_r18", "db_r18_dcn", "mmocr_r18", "mmocr_r18_asf",
                                   pytest.param("db_r50", marks=pytest.mark.slow),
                                   pytest.param("db_r50_dcn", marks=pytest.mark.slow),
                                   pytest.param("db_r50_dcn_asf", marks=pytest.mark.slow),
