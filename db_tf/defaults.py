@@ -24,7 +24,7 @@ def default_config():
     # ---------------------------------------------------------------- model
     cfg.MODEL = edict()
     cfg.MODEL.NAME = ""                 # a shipped preset (e.g. "ppocrv4_mobile"); "" = build from the keys below
-    cfg.MODEL.BACKBONE = "resnet18"     # resnet18 | resnet34 | resnet50 | keras_resnet50
+    cfg.MODEL.BACKBONE = "resnet18"     # resnet18 | resnet34 | resnet50 | deform_resnet18 | deform_resnet50 | ...
     cfg.MODEL.BACKBONE_WEIGHTS = ""     # "imagenet" for keras_resnet50 when online; "" = random init
     cfg.MODEL.NECK = "fpn"              # fpn (DBNet) | asf (DBNet++)
     cfg.MODEL.INNER_CHANNELS = 256      # FPN lateral width; the fused map has the same width

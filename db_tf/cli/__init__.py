@@ -5,8 +5,8 @@
     db-tf evaluate --images imgs/ --gt gts/ --weights ppocrv4_ic15
     db-tf export --weights ppocrv4_ic15 --format saved_model
     db-tf presets                             # the shipped presets
-    db-tf <tool> ...                          # sweep-postprocess, package-weights, import-ppocr, plot-curves,
-                                              # detection-sheet
+    db-tf <tool> ...                          # sweep-postprocess, package-weights, import-ppocr, import-torch,
+                                              # plot-curves, detection-sheet
 Each subcommand takes the options of its module's ``main`` (``db-tf detect --help``). Without --config the
 commands start from db-tf's defaults (db_tf/defaults.py); the scripts at the repository root default to the
 db_config.py beside them.
@@ -24,6 +24,7 @@ COMMANDS = {
     "sweep-postprocess": ("db_tf.tools.sweep_postprocess", "choose post-processing settings on a validation set"),
     "package-weights": ("db_tf.tools.package_weights", "a run, a weight average or an ensemble -> a preset"),
     "import-ppocr": ("db_tf.tools.import_ppocr", "convert a PaddleOCR DB detector (ONNX) to Keras"),
+    "import-torch": ("db_tf.tools.import_torch", "convert a MhLiao/DB or MMOCR checkpoint (PyTorch) to Keras"),
     "plot-curves": ("db_tf.tools.plot_curves", "training curves of runs as PNG"),
     "detection-sheet": ("db_tf.tools.detection_sheet", "detections beside the ground truth, tiled"),
 }

@@ -9,10 +9,14 @@ The networks are torchvision's ResNets without the classifier, as used by the of
 - convolutions without bias, BN with epsilon 1e-5 and momentum 0.9 (PyTorch's momentum 0.1 counts
   the other way), Kaiming-normal (fan_out) initialisation.
 
-Difference from the official configs: the published DB R18/R50 models use deformable convolutions
-(DCNv2) in the 3x3 convolutions of stages 3-5. We use plain convolutions (core TensorFlow has no
-deformable convolution); the paper's ablation credits deformable convolution with roughly one to two
-points of F-measure, so expect plain-convolution models to land somewhat below the published numbers.
+The published DB R18/R50 models use modulated deformable convolutions (DCNv2,
+db_tf/models/deform_conv.py) in stages 3-5 (layer2..layer4): `deform_resnet18` / `deform_resnet50` put them
+where the official code does, in the second 3x3 convolution of each basic block (conv2, never strided) and
+in the 3x3 convolution of each bottleneck (conv2, strided in the first block of a stage). The official
+bottleneck's offset convolution ignores that stride (MhLiao/DB issue #250): `deform_resnet50` reproduces
+what its CUDA op then computes so official checkpoints convert exactly, while `deform_resnet50_mmcv` strides
+the offset convolution as mmcv / MMOCR do (the natural choice when training from scratch). The paper's
+ablation credits deformable convolution with roughly one to two points of F-measure.
 
 Strided convolutions pad explicitly and symmetrically, then run 'valid', as PyTorch does: Keras
 'same' padding puts the extra row/column only at the bottom/right, which would shift the features
@@ -33,6 +37,8 @@ The default ImageNet mean/std RGB setting also trains, but starts further from t
 import keras
 from keras import layers
 
+from db_tf.models.deform_conv import ModulatedDeformConv2D
+
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 # torchvision initialises ResNet convolutions with kaiming_normal_(mode="fan_out", nonlinearity="relu").
@@ -45,6 +51,8 @@ def conv_init():
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STAGE_WIDTHS = (64, 128, 256, 512)
 BOTTLENECK_EXPANSION = 4
+# Stages (layer1..layer4) whose 3x3 conv2 is deformable in the official DB deformable ResNets.
+DEFORMABLE_STAGES = (False, True, True, True)
 
 
 def conv_bn(x, filters, kernel_size, stride, name, bn_name, relu=True):
@@ -60,6 +68,21 @@ def conv_bn(x, filters, kernel_size, stride, name, bn_name, relu=True):
     return layers.ReLU(name=f"{bn_name}_relu")(x) if relu else x
 
 
+def deform_conv_bn(x, filters, stride, name, bn_name, relu=True, unstrided_offsets=False):
+    """DCNv2 3x3 (no bias, its offset / mask convolution zero-initialised) -> BN (-> ReLU)."""
+    x = ModulatedDeformConv2D(filters, 3, strides=stride, unstrided_offsets=unstrided_offsets,
+                              kernel_initializer=conv_init(), name=name)(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=bn_name)(x)
+    return layers.ReLU(name=f"{bn_name}_relu")(x) if relu else x
+
+
+def conv2_bn(x, filters, stride, prefix, relu, deformable):
+    """The block's 3x3 conv2: plain, or deformable when `deformable` is a dict of deform_conv_bn options."""
+    if deformable is None:
+        return conv_bn(x, filters, 3, stride, f"{prefix}.conv2", f"{prefix}.bn2", relu=relu)
+    return deform_conv_bn(x, filters, stride, f"{prefix}.conv2", f"{prefix}.bn2", relu=relu, **deformable)
+
+
 def shortcut(x, filters, stride, prefix):
     """Identity, or torchvision's `downsample` (1x1 conv with stride + BN) when the shape changes."""
     if stride == 1 and x.shape[-1] == filters:
@@ -67,30 +90,32 @@ def shortcut(x, filters, stride, prefix):
     return conv_bn(x, filters, 1, stride, f"{prefix}.downsample.0", f"{prefix}.downsample.1", relu=False)
 
 
-def basic_block(x, planes, stride, prefix):
-    """Two 3x3 convolutions (the first one strided) plus the shortcut."""
+def basic_block(x, planes, stride, prefix, deformable=None):
+    """Two 3x3 convolutions (the first one strided) plus the shortcut; `deformable`: see conv2_bn."""
     residual = shortcut(x, planes, stride, prefix)
     y = conv_bn(x, planes, 3, stride, f"{prefix}.conv1", f"{prefix}.bn1")
-    y = conv_bn(y, planes, 3, 1, f"{prefix}.conv2", f"{prefix}.bn2", relu=False)
+    y = conv2_bn(y, planes, 1, prefix, relu=False, deformable=deformable)
     y = layers.Add(name=f"{prefix}.add")([y, residual])
     return layers.ReLU(name=f"{prefix}.relu")(y)
 
 
-def bottleneck_block(x, planes, stride, prefix):
+def bottleneck_block(x, planes, stride, prefix, deformable=None):
     """1x1 reduce, 3x3 (strided: torchvision's v1.5), 1x1 expand to 4 * planes, plus the shortcut."""
     residual = shortcut(x, planes * BOTTLENECK_EXPANSION, stride, prefix)
     y = conv_bn(x, planes, 1, 1, f"{prefix}.conv1", f"{prefix}.bn1")
-    y = conv_bn(y, planes, 3, stride, f"{prefix}.conv2", f"{prefix}.bn2")
+    y = conv2_bn(y, planes, stride, prefix, relu=True, deformable=deformable)
     y = conv_bn(y, planes * BOTTLENECK_EXPANSION, 1, 1, f"{prefix}.conv3", f"{prefix}.bn3", relu=False)
     y = layers.Add(name=f"{prefix}.add")([y, residual])
     return layers.ReLU(name=f"{prefix}.relu")(y)
 
 
-def resnet(depth, weights=None, name=None):
+def resnet(depth, weights=None, name=None, deformable=None):
     """ResNet-`depth` feature extractor: images (N, H, W, 3) -> [C2, C3, C4, C5].
 
     `weights`: None (random initialisation) or the path of a `.weights.h5` file of this backbone.
     No ImageNet weights are built in (see `keras_resnet50` for those).
+    `deformable`: None, or deform_conv_bn options ({} or {"unstrided_offsets": True}) to make conv2 of the
+    DEFORMABLE_STAGES deformable.
     """
     if depth not in STAGE_BLOCKS:
         raise ValueError(f"ResNet depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
@@ -108,7 +133,8 @@ def resnet(depth, weights=None, name=None):
     for stage, (blocks, planes) in enumerate(zip(STAGE_BLOCKS[depth], STAGE_WIDTHS), start=1):
         for index in range(blocks):
             stride = 2 if stage > 1 and index == 0 else 1
-            x = block(x, planes, stride, f"layer{stage}.{index}")
+            stage_deformable = deformable if DEFORMABLE_STAGES[stage - 1] else None
+            x = block(x, planes, stride, f"layer{stage}.{index}", stage_deformable)
         features.append(x)
     model = keras.Model(images, features, name=name or f"resnet{depth}")
     if weights:
@@ -126,6 +152,21 @@ def resnet34(weights=None, name="resnet34"):
 
 def resnet50(weights=None, name="resnet50"):
     return resnet(50, weights, name)
+
+
+def deform_resnet18(weights=None, name="deform_resnet18"):
+    """MhLiao/DB's deformable_resnet18 (its DCNs are never strided, so mmcv's layout is the same)."""
+    return resnet(18, weights, name, deformable={})
+
+
+def deform_resnet50(weights=None, name="deform_resnet50"):
+    """MhLiao/DB's deformable_resnet50, including its unstrided offset convolutions (see the module doc)."""
+    return resnet(50, weights, name, deformable={"unstrided_offsets": True})
+
+
+def deform_resnet50_mmcv(weights=None, name="deform_resnet50_mmcv"):
+    """ResNet-50 with DCNv2 in stages 3-5 as mmdet / MMOCR build it: the offset convolution is strided too."""
+    return resnet(50, weights, name, deformable={})
 
 
 # Outputs of keras.applications.ResNet50 at strides 4, 8, 16, 32.
