@@ -39,6 +39,7 @@ def load(name):
 def speed(args):
     import tensorflow as tf
     from bench_ppocr import time_interleaved
+
     from db_tf.detector import InferenceGraph
     from db_tf.models.precision import inference_copy
 
@@ -60,8 +61,9 @@ def speed(args):
 
 
 def hmean(args):
-    from db_tf import TextDetector
     from ic15_val import score, validation_samples
+
+    from db_tf import TextDetector
 
     samples = list(validation_samples(args.data, limit=args.limit))
     for name in args.models:

@@ -20,7 +20,8 @@ def validation_samples(data_dir=DEFAULT_DATA, upscale=1, limit=None):
     if not (data_dir / "imgs").is_dir():
         sys.exit(f"ICDAR 2015 train split not found in {data_dir} (give --data)")
     for number in list(VALIDATION)[:limit]:
-        image = cv2.imread(str(data_dir / "imgs" / f"img_{number}.jpg"), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        path = data_dir / "imgs" / f"img_{number}.jpg"
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         polygons, ignore, _ = read_annotation(data_dir / "gts" / f"gt_img_{number}.txt", "icdar2015")
         if upscale != 1:

@@ -6,11 +6,11 @@ import json
 import keras
 import numpy as np
 import pytest
+from test_train_support import TINY_OVERRIDES, register_tiny_backbone
 
 from db_tf import synth
 from db_tf.config import load_config
 from db_tf.training.summaries import read_events
-from test_train_support import TINY_OVERRIDES, register_tiny_backbone
 
 POLICIES = ("mixed_bfloat16", "mixed_float16")
 

@@ -3,10 +3,10 @@ maps come back float32 and close to the float32 ones."""
 import keras
 import numpy as np
 import pytest
-
-from db_tf import TextDetector
 from test_detector import PixelModel
 from test_train_support import register_tiny_backbone
+
+from db_tf import TextDetector
 
 # Measured on the tiny DBNet below, random weights, seeds 0-5, 96x128 noise images (oneDNN on and off):
 # worst max |difference| P 0.0056, T 0.0080, B 0.072 (B = sigmoid(50 (P - T)) amplifies by up to 50 / 4).

@@ -2,10 +2,10 @@
 models whose receptive field is known, so the stitched map can be compared with the whole image's exactly."""
 import numpy as np
 import pytest
+from test_detector import PixelModel, white_rectangle
 
 from db_tf import TextDetector
 from db_tf.tiling import TileError, TileSpec, axis_windows, pad_tile, plan_tiles, policy_scale
-from test_detector import PixelModel, white_rectangle
 
 
 class BoxFilterModel:

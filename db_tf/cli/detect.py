@@ -3,8 +3,8 @@
     python inference.py --imgpath photo.jpg                        # default model: the ppocrv4_mobile preset
     python inference.py --imgpath imgs/ --weights runs/db_r18/final.weights.h5 --format icdar --output res/
     python inference.py --imgpath photo.jpg --poly --figures --show
-    python inference.py --imgpath page.png --tile 1024 --tile-scale 1    # a large page in 1024-pixel windows
-    python inference.py --imgpath imgs/ --precision bfloat16             # forward in bfloat16 (fast on AMX / AVX512-BF16)
+    python inference.py --imgpath page.png --tile 1024 --tile-scale 1   # a large page in 1024-pixel windows
+    python inference.py --imgpath imgs/ --precision bfloat16            # forward in bfloat16 (AMX / AVX512-BF16)
 
 Outputs (in --output, default "outputs"): per image ``<stem>.json`` (format json: polygons, scores, size),
 ``<stem>.txt`` (format txt: ``x1,y1,...,xn,yn,score`` lines) or ``res_<stem>.txt`` (format icdar: integer
@@ -30,6 +30,7 @@ from db_tf import defaults
 from db_tf.cli.common import add_verbose_flag, positive_float, positive_int, start_tensorflow, unit_interval
 from db_tf.config import ConfigError, add_config_args, config_from_args
 from db_tf.data.image_io import list_images
+
 FORMATS = ("json", "icdar", "txt")
 
 
@@ -51,6 +52,13 @@ def build_parser(default_config=None, prog=None):
     parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
     parser.add_argument("--batch-size", type=positive_int, default=1,
                         help="images per forward pass (with --tile: windows per forward pass)")
+    add_tile_and_precision_args(parser)
+    add_verbose_flag(parser)
+    return add_config_args(parser, default_config)
+
+
+def add_tile_and_precision_args(parser):
+    """--tile, --tile-overlap, --tile-scale and --precision (db-tf detect and evaluate)."""
     parser.add_argument("--tile", type=positive_int, metavar="SIZE",
                         help="tiled inference: run the network on overlapping SIZE x SIZE windows (network pixels, "
                              "a multiple of 32) and stitch one map, for images too large to resize whole")
@@ -62,8 +70,6 @@ def build_parser(default_config=None, prog=None):
                              "policy's, short side / the image's short side, without the max-side limit)")
     parser.add_argument("--precision", choices=defaults.PRECISIONS, default=defaults.PRECISION,
                         help="inference precision: bfloat16 runs the forward pass in bfloat16 (maps stay float32)")
-    add_verbose_flag(parser)
-    return add_config_args(parser, default_config)
 
 
 def tile_overlap(text):
