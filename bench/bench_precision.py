@@ -68,14 +68,15 @@ def hmean(args):
     samples = list(validation_samples(args.data, limit=args.limit))
     for name in args.models:
         totals = {}
-        for precision in ("float32", "bfloat16"):
+        for precision in args.precisions:
             detector = TextDetector.from_preset(name, precision=precision, batch_size=1)
             totals[precision] = score((detector.detect(image), gt, ignore) for _, image, gt, ignore in samples)
             t = totals[precision]
             print(f"{name} {precision}: precision {t['precision']:.4f} recall {t['recall']:.4f} "
                   f"hmean {t['hmean']:.4f}", flush=True)
-        print(f"{name}: hmean bf16 - fp32 = {totals['bfloat16']['hmean'] - totals['float32']['hmean']:+.4f} "
-              f"({len(samples)} images)", flush=True)
+        if len(totals) == 2:
+            print(f"{name}: hmean bf16 - fp32 = {totals['bfloat16']['hmean'] - totals['float32']['hmean']:+.4f} "
+                  f"({len(samples)} images)", flush=True)
 
 
 def main(argv=None):
@@ -91,6 +92,7 @@ def main(argv=None):
     accuracy.add_argument("--models", nargs="+", default=["ppocrv4_ic15", "ppocrv4_v6_ic15"])
     accuracy.add_argument("--data", default=None, help="ICDAR 2015 train split folder (imgs/, gts/)")
     accuracy.add_argument("--limit", type=int, default=None, help="only the first N validation images")
+    accuracy.add_argument("--precisions", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
     args = parser.parse_args(argv)
     if getattr(args, "data", 1) is None:
         from ic15_val import DEFAULT_DATA
