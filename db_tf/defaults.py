@@ -153,3 +153,10 @@ def settings_from_config(cfg):
 def detector_defaults():
     """Every TextDetector setting's default ("size": a fixed network input size instead of the policy)."""
     return {**settings_from_config(default_config()), "size": None}
+
+# Tiled inference (db_tf/tiling.py): window side and overlap in network pixels (an overlap below 1 is a
+# fraction of the side: 0.125 = 128 at 1024); scale None = the resize policy's zoom (short_side / the image's short side).
+TILE = {"size": 1024, "overlap": 0.125, "scale": None}   # overlap 128 at size 1024
+# Inference precision of TextDetector: "float32" | "bfloat16" (the forward in bfloat16, maps in float32).
+PRECISIONS = ("float32", "bfloat16")
+PRECISION = "float32"

@@ -19,6 +19,7 @@ import numpy as np
 
 from db_tf import postprocess as post
 from db_tf import preprocess as pre
+from db_tf import tiling
 from db_tf.data import image_io
 from db_tf import defaults
 
@@ -99,10 +100,16 @@ class TextDetector:
         optimiser folds batch norms and weight arithmetic once instead of on every call (about 5-10 % faster
         on CPU; costs a few seconds once). Default: on when the detector loaded the weights itself, off for
         ``model=`` (a model the caller may still be training: it must see the current weights).
+    tile: run the network on overlapping windows of each image at a chosen zoom and stitch one map before
+        post-processing (db_tf/tiling.py), for images too large to resize whole: None (off), True (the
+        defaults, db_tf.defaults.TILE), a window size, or a dict {"size", "overlap", "scale"}; ``batch_size``
+        windows share a forward pass, so memory is bounded by them instead of by the image.
+    precision: "float32" or "bfloat16" (a copy of a Keras model built under the mixed_bfloat16 policy, with
+        the weights as they are now; maps still come back float32). db_tf/models/precision.py.
     """
 
     def __init__(self, weights=None, *, model=None, model_config=None, batch_size=4, freeze_weights=None,
-                 **settings):
+                 tile=None, precision=defaults.PRECISION, **settings):
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown TextDetector settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -123,8 +130,12 @@ class TextDetector:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
+        self.tile = tiling.TileSpec.parse(tile)
+        if self.tile is not None and self.settings["size"] is not None:
+            raise ValueError("tile and size exclude each other: tiles run at the tile scale, not a fixed size")
+        self.precision = precision
         self.max_pixels = image_io.MAX_PIXELS   # inputs over this are decoded reduced (JPEG) or refused
-        self._forward = _compiled_forward(model, freeze_weights)
+        self._forward = _compiled_forward(_inference_model(model, precision), freeze_weights)
 
     @classmethod
     def from_preset(cls, preset, **kwargs):
@@ -218,7 +229,11 @@ class TextDetector:
     def predict_maps(self, images, return_maps=False):
         """Network maps for a list of RGB uint8 images: one dict per image with "probability" (and with
         return_maps "threshold", "binary"), each (h, w) float32 over the valid (unpadded) region.
-        Empty images (0 pixels) get empty maps without a forward pass."""
+        Empty images (0 pixels) get empty maps without a forward pass. With ``tile`` set the maps are the
+        stitched ones, at the tile scale (see tile_maps)."""
+        if self.tile is not None:
+            return [self.tile_maps(image, return_maps) if image.size else {"probability": np.zeros((0, 0), np.float32)}
+                    for image in images]
         prepared, where = [], []
         for index, image in enumerate(images):
             if image.size == 0:
@@ -236,6 +251,24 @@ class TextDetector:
         for row, (index, (vh, vw)) in enumerate(zip(where, valid_sizes)):
             out[index] = {key: np.asarray(value[row, :vh, :vw, 0], np.float32) for key, value in outputs.items()}
         return out
+
+    def tile_maps(self, image, return_maps=False):
+        """One image's maps from overlapping windows (self.tile): the image is scaled by the tile zoom once,
+        each window normalised and run (``batch_size`` windows per forward pass), and each map pixel taken
+        from the window that owns it (db_tf.tiling). Maps are (h, w) float32 at the scaled size."""
+        plan = tiling.plan_tiles(image.shape[:2], self.tile, self.settings["short_side"])
+        scaled = pre.resize_image(image, plan.scaled_size)
+        stitched = {}
+        for start in range(0, len(plan.windows), self.batch_size):
+            group = plan.windows[start:start + self.batch_size]
+            batch = np.stack([tiling.pad_tile(pre.normalize(scaled[window.source], self.settings["mean"],
+                                                            self.settings["std"], self.settings["channel_order"]),
+                                              plan.tile_shape) for window in group])
+            for key, value in self._forward(batch, return_maps).items():
+                target = stitched.setdefault(key, np.empty(plan.scaled_size, np.float32))
+                for row, window in enumerate(group):
+                    target[window.owned] = value[row, :, :, 0][window.owned_in_tile]
+        return stitched
 
     def postprocess(self, maps, image_size, **overrides):
         """Detections from one image's maps (as from predict_maps) for an image of size (height, width)."""
@@ -341,6 +374,16 @@ def _load_model(weights, model_config):
             model_config = load_config().MODEL
         return presets.load_weights(build_model(model_config), text), {}
     return presets.load_preset(weights)
+
+
+def _inference_model(model, precision):
+    """The model the forward pass runs: ``model`` in float32, a mixed-policy copy for bfloat16."""
+    if precision not in defaults.PRECISIONS:
+        raise ValueError(f"precision must be one of {defaults.PRECISIONS}, got {precision!r}")
+    if precision == "float32":
+        return model
+    from db_tf.models.precision import inference_copy   # TensorFlow only when asked for
+    return inference_copy(model, precision)
 
 
 def _compiled_forward(model, freeze_weights=False):

@@ -89,8 +89,13 @@ def resize_for_inference(image, short_side=736, max_side=2560, size=None):
     """Resize (bilinear, as the official code) -> (resized, (scale_y, scale_x)), scale = new / original."""
     height, width = image.shape[:2]
     new_h, new_w = inference_size(height, width, short_side, max_side, size)
-    resized = image if (new_h, new_w) == (height, width) else cv2.resize(image, (new_w, new_h))
-    return resized, (new_h / height, new_w / width)
+    return resize_image(image, (new_h, new_w)), (new_h / height, new_w / width)
+
+
+def resize_image(image, size):
+    """``image`` resized (bilinear) to size = (height, width); the image itself when it has that size."""
+    height, width = int(size[0]), int(size[1])
+    return image if image.shape[:2] == (height, width) else cv2.resize(image, (width, height))
 
 
 def pad_batch(images, value=0.0):

@@ -190,3 +190,11 @@ def test_non_finite_detection_is_an_error_naming_the_file(name, text, dataset, c
     assert evaluate.main(["--pred", str(pred), "--gt", str(gt)]) == 2
     err = capsys.readouterr().err
     assert f"{name}{':1' if name.endswith('.txt') else ''}: " in err and "finite" in err
+
+
+def test_evaluate_takes_the_tile_and_precision_flags():
+    from db_tf.cli import evaluate
+
+    args = evaluate.build_parser().parse_args(["--images", "i", "--gt", "g", "--tile", "512", "--tile-overlap", "64",
+                                               "--precision", "bfloat16"])
+    assert (args.tile, args.tile_overlap, args.tile_scale, args.precision) == (512, 64, None, "bfloat16")

@@ -139,3 +139,29 @@ def test_figures_are_on_by_default_except_for_icdar_submissions(image_folder, tm
     icdar = tmp_path / "icdar"
     assert inference.main(["--imgpath", str(image_folder / "a.png"), "--output", str(icdar), "--format", "icdar"]) == 0
     assert sorted(p.name for p in icdar.iterdir()) == ["res_a.txt"]
+
+
+def test_tile_and_precision_flags(tiny_bundle, image_folder, tmp_path, capsys):  # noqa: F811
+    from db_tf.tiling import TileSpec
+
+    _, folder = tiny_bundle
+    json_path = str(folder / "tiny.json")
+    args = inference.build_parser().parse_args(["--imgpath", "x", "--weights", json_path, "--tile", "64",
+                                                "--tile-overlap", "16", "--tile-scale", "0.5",
+                                                "--precision", "bfloat16"])
+    detector = inference.detector_from_args(args, inference.config_from_args(args))
+    assert detector.tile == TileSpec(64, 16, 0.5) and detector.precision == "bfloat16"
+    args = inference.build_parser().parse_args(["--imgpath", "x", "--tile", "96", "--tile-overlap", "0.25"])
+    assert inference.tile_from_args(args) == {"size": 96, "overlap": 0.25, "scale": None}
+    assert inference.tile_from_args(inference.build_parser().parse_args(["--imgpath", "x"])) is None
+    out = tmp_path / "tiled"
+    assert inference.main(["--imgpath", str(image_folder), "--weights", json_path, "--output", str(out),
+                           "--tile", "64", "--tile-scale", "1", "--no-figures"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.json"]
+    for bad, message in ((["--tile-overlap", "1.5"], "whole number"), (["--precision", "float16"], "invalid choice")):
+        with pytest.raises(SystemExit):
+            inference.build_parser().parse_args(["--imgpath", "x", *bad])
+        assert message in capsys.readouterr().err
+    capsys.readouterr()
+    assert inference.main(["--imgpath", str(image_folder), "--weights", json_path, "--tile", "100"]) == 2
+    assert "multiple of 32" in capsys.readouterr().err

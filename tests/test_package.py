@@ -11,7 +11,8 @@ from db_tf import cli
 
 
 def test_import_db_tf_loads_no_top_level_script_and_no_tensorflow(repo_root):
-    code = ("import sys, db_tf, db_tf.cli, db_tf.presets, db_tf.detector, db_tf.postprocess, db_tf.data.readers;"
+    code = ("import sys, db_tf, db_tf.cli, db_tf.presets, db_tf.detector, db_tf.postprocess, db_tf.tiling, "
+            "db_tf.data.readers;"
             "print(sorted(m for m in ('inference', 'evaluate', 'export', 'train', 'db_config', 'tensorflow')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)

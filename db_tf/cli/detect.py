@@ -3,6 +3,8 @@
     python inference.py --imgpath photo.jpg                        # default model: the ppocrv4_mobile preset
     python inference.py --imgpath imgs/ --weights runs/db_r18/final.weights.h5 --format icdar --output res/
     python inference.py --imgpath photo.jpg --poly --figures --show
+    python inference.py --imgpath page.png --tile 1024 --tile-scale 1   # a large page in 1024-pixel windows
+    python inference.py --imgpath imgs/ --precision bfloat16            # forward in bfloat16 (AMX / AVX512-BF16)
 
 Outputs (in --output, default "outputs"): per image ``<stem>.json`` (format json: polygons, scores, size),
 ``<stem>.txt`` (format txt: ``x1,y1,...,xn,yn,score`` lines) or ``res_<stem>.txt`` (format icdar: integer
@@ -24,9 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from db_tf import defaults
 from db_tf.cli.common import add_verbose_flag, positive_float, positive_int, start_tensorflow, unit_interval
 from db_tf.config import ConfigError, add_config_args, config_from_args
 from db_tf.data.image_io import list_images
+
 FORMATS = ("json", "icdar", "txt")
 
 
@@ -46,9 +50,45 @@ def build_parser(default_config=None, prog=None):
                         help="write DB-tf style figures to <output>/figures (default: on, except with --format "
                              "icdar, whose folder must stay a clean submission)")
     parser.add_argument("--show", action="store_true", help="write (and open, with a display) a combined figure")
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=1,
+                        help="images per forward pass (with --tile: windows per forward pass)")
+    add_tile_and_precision_args(parser)
     add_verbose_flag(parser)
     return add_config_args(parser, default_config)
+
+
+def add_tile_and_precision_args(parser):
+    """--tile, --tile-overlap, --tile-scale and --precision (db-tf detect and evaluate)."""
+    parser.add_argument("--tile", type=positive_int, metavar="SIZE",
+                        help="tiled inference: run the network on overlapping SIZE x SIZE windows (network pixels, "
+                             "a multiple of 32) and stitch one map, for images too large to resize whole")
+    parser.add_argument("--tile-overlap", type=tile_overlap, default=defaults.TILE["overlap"],
+                        help="overlap of neighbouring windows: network pixels, or a fraction of SIZE below 1 "
+                             f"(default {defaults.TILE['overlap']})")
+    parser.add_argument("--tile-scale", type=positive_float, default=None,
+                        help="zoom of the tiled image (network pixels per image pixel; default: the resize "
+                             "policy's, short side / the image's short side, without the max-side limit)")
+    parser.add_argument("--precision", choices=defaults.PRECISIONS, default=defaults.PRECISION,
+                        help="inference precision: bfloat16 runs the forward pass in bfloat16 (maps stay float32)")
+
+
+def tile_overlap(text):
+    """--tile-overlap: a fraction of the window in [0, 1) or a whole number of network pixels."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if 0.0 <= value < 1.0:
+        return value
+    if value >= 1.0 and value == int(value):
+        return int(value)
+    raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1) or a whole number of pixels, got {text}")
+
+
+def tile_from_args(args):
+    if getattr(args, "tile", None) is None:
+        return None
+    return {"size": args.tile, "overlap": args.tile_overlap, "scale": args.tile_scale}
 
 
 def detector_from_args(args, cfg):
@@ -64,7 +104,8 @@ def detector_from_args(args, cfg):
         else:
             flags["poly_unclip_ratio" if args.poly else "unclip_ratio"] = args.unclip
     return TextDetector.from_config(cfg, weights=args.weights, explicit_keys=explicit,
-                                    batch_size=getattr(args, "batch_size", 1), **flags)
+                                    batch_size=getattr(args, "batch_size", 1), tile=tile_from_args(args),
+                                    precision=getattr(args, "precision", defaults.PRECISION), **flags)
 
 
 def output_stems(paths):

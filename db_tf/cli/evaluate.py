@@ -37,6 +37,7 @@ import numpy as np
 
 from db_tf.cli.common import (add_verbose_flag, non_negative_int, positive_float, positive_int, start_tensorflow,
                               unit_interval)
+from db_tf.cli.detect import add_tile_and_precision_args
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
 PRED_SUFFIXES = (".txt", ".json")
@@ -71,6 +72,7 @@ def build_parser(default_config=None, prog=None):
     model.add_argument("--box-thresh", type=unit_interval)
     model.add_argument("--unclip", type=positive_float)
     model.add_argument("--short-side", type=positive_int)
+    add_tile_and_precision_args(model)
     add_verbose_flag(parser)
     return add_config_args(parser, default_config)
 
@@ -202,9 +204,8 @@ def samples_from_model(args, cfg, thresholds):
     """Detect every image of --images -> (samples, failed images, the detector's box_thresh).
 
     The detections are made at the lowest of box_thresh and the sweep thresholds (see the module doc)."""
-    from db_tf.data.image_io import ImageReadError, read_image
     from db_tf.cli.detect import detector_from_args
-    from db_tf.data.image_io import list_images
+    from db_tf.data.image_io import ImageReadError, list_images, read_image
 
     images = list_images(args.images)
     gts = gt_files(args.gt, args.gt_format)

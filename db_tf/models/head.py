@@ -31,6 +31,10 @@ def conv_init():
     return keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
 
 
+def _float32(variable):
+    return ops.cast(variable, "float32")
+
+
 class DBHeadBranch(layers.Layer):
     """One branch: (N, h, w, C) -> (N, 4h, 4w, 1) pre-activation map in float32."""
 
@@ -82,16 +86,22 @@ class DBHeadBranch(layers.Layer):
         pixel (4i + 2a + c, 4j + 2b + d): two depth-to-space steps (blocks (a, b), then (c, d)) put it there.
         """
         dtype = x.dtype
-        kernel1, bias1 = self.deconv1.kernel, self.deconv1.bias      # (2, 2, mid, C), (mid,)
+        # Under a mixed policy conv weights read as the compute dtype (autocast) but BN's stay float32:
+        # fold in float32, then cast the folded weights once to the compute dtype.
+        kernel1, bias1 = _float32(self.deconv1.kernel), _float32(self.deconv1.bias)   # (2, 2, mid, C), (mid,)
         if self.batch_norm:   # BN2 scales and shifts deconv1's output channels: fold it into deconv1
             bn = self.bn2
-            scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
+            gamma, beta, mean, variance = (_float32(v) for v in (bn.gamma, bn.beta, bn.moving_mean,
+                                                                 bn.moving_variance))
+            scale = gamma * ops.rsqrt(variance + bn.epsilon)
             kernel1 = kernel1 * scale[None, None, :, None]
-            bias1 = bias1 * scale + bn.beta - bn.moving_mean * scale
+            bias1 = bias1 * scale + beta - mean * scale
         mid = self.mid_channels
         w1 = ops.reshape(ops.transpose(kernel1, (3, 0, 1, 2)), (-1, 4 * mid))           # rows C, cols (a, b, o)
-        w2 = ops.reshape(ops.transpose(self.deconv2.kernel[:, :, 0, :], (2, 0, 1)), (mid, 4))  # (o, (c, d))
-        block_diagonal = ops.reshape(ops.eye(4)[:, None, :, None] * w2[None, :, None, :], (4 * mid, 16))
+        kernel2 = _float32(self.deconv2.kernel)
+        w2 = ops.reshape(ops.transpose(kernel2[:, :, 0, :], (2, 0, 1)), (mid, 4))   # (o, (c, d))
+        block_diagonal = ops.reshape(ops.eye(4, dtype="float32")[:, None, :, None] * w2[None, :, None, :],
+                                     (4 * mid, 16))
         y = ops.relu(ops.conv(x, ops.cast(w1[None, None], dtype)) + ops.cast(ops.tile(bias1, [4]), dtype))
         y = ops.conv(y, ops.cast(block_diagonal[None, None], dtype)) + ops.cast(self.deconv2.bias, dtype)
         return tf.nn.depth_to_space(tf.nn.depth_to_space(y, 2), 2)

@@ -67,8 +67,9 @@ class LearnableAffine(layers.Layer):
     """y = scale * x + bias with two trainable scalars (PP-LCNetV3's "learnable affine block")."""
 
     def build(self, input_shape):
-        self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
-        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+        # autocast off: under a mixed policy these scalars are folded into weights in float32 (see FoldingConv)
+        self.scale = self.add_weight(name="scale", shape=(), initializer="ones", autocast=False)
+        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros", autocast=False)
 
     def call(self, x):
         return x * ops.cast(self.scale, x.dtype) + ops.cast(self.bias, x.dtype)
@@ -147,11 +148,12 @@ class StemConv(layers.Layer):
         x = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         if training and self.bn.trainable:   # batch statistics: the plain layers
             return self.bn(self.conv(x), training=True)
-        bn = self.bn
-        scale = ops.cast(bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon), x.dtype)
-        shift = ops.cast(bn.beta, x.dtype) - ops.cast(bn.moving_mean, x.dtype) * scale
-        y = ops.conv(x, ops.cast(self.conv.kernel, x.dtype) * scale, 2, padding="valid")
-        return tf.nn.bias_add(y, shift)
+        bn = self.bn   # folded in float32, cast once (BN variables are float32 under any policy)
+        scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
+        shift = bn.beta - bn.moving_mean * scale
+        kernel = ops.cast(self.conv.kernel, "float32") * scale
+        y = ops.conv(x, ops.cast(kernel, x.dtype), 2, padding="valid")
+        return tf.nn.bias_add(y, ops.cast(shift, x.dtype))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters}
@@ -181,11 +183,14 @@ class FoldingConv(layers.Layer):
         # k*k*channels and make it tiny).
         fan_in = self.kernel_size ** 2 * (1 if self.depthwise else channels)
         init = keras.initializers.RandomNormal(stddev=(2.0 / fan_in) ** 0.5)
-        self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=init)
-        self.bias = self.add_weight(name="bias", shape=(out_channels,), initializer="zeros")
+        # autocast off: under a mixed policy (bfloat16) the folding arithmetic (sums over the kernel's taps,
+        # bias shifts) runs in float32 and only the folded weights are cast; folding in bfloat16 flips map pixels
+        self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=init, autocast=False)
+        self.bias = self.add_weight(name="bias", shape=(out_channels,), initializer="zeros", autocast=False)
 
-    def folded_weights(self, dtype, input_affine=None):
-        kernel, bias = ops.cast(self.kernel, dtype), ops.cast(self.bias, dtype)
+    def folded_weights(self, input_affine=None):
+        """(kernel, bias) in float32 with ``input_affine`` folded in."""
+        kernel, bias = ops.cast(self.kernel, "float32"), ops.cast(self.bias, "float32")
         if input_affine is not None:
             kernel, bias = fold_input_affine(kernel, bias, input_affine, self.depthwise)
         return kernel, bias
@@ -199,6 +204,7 @@ class FoldingConv(layers.Layer):
         elif pad:
             value = 0.0 if input_affine is None else ops.cast(padding_value(input_affine), x.dtype)
             x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
+        kernel, bias = ops.cast(kernel, x.dtype), ops.cast(bias, x.dtype)
         if self.depthwise:
             y = ops.depthwise_conv(x, kernel, self.strides, padding=padding)
         else:
@@ -206,7 +212,7 @@ class FoldingConv(layers.Layer):
         return tf.nn.bias_add(y, bias)   # a BiasAdd op: what the remapper fuses into the convolution
 
     def call(self, x, input_affine=None):
-        kernel, bias = self.folded_weights(x.dtype, input_affine)
+        kernel, bias = self.folded_weights(input_affine)
         return self.convolve(x, kernel, bias, input_affine)
 
     def get_config(self):
@@ -236,9 +242,9 @@ class RepConv(FoldingConv):
             self.act_affine.build(None)
 
     def call(self, x, input_affine=None):
-        kernel, bias = self.folded_weights(x.dtype, input_affine)
+        kernel, bias = self.folded_weights(input_affine)
         # affine(conv(x) + bias) = conv(x; s * kernel) + (s * bias + b): fold this layer's own affine too.
-        scale, shift = ops.cast(self.affine.scale, x.dtype), ops.cast(self.affine.bias, x.dtype)
+        scale, shift = self.affine.scale, self.affine.bias
         y = self.convolve(x, kernel * scale, bias * scale + shift, input_affine)
         return hard_swish(y) if self.activation else y
 
