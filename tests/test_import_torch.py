@@ -21,7 +21,7 @@ nn = torch.nn
 from torchvision.ops import deform_conv2d  # noqa: E402
 
 from db_tf.models import DBNet  # noqa: E402
-from db_tf.pretrained import load_pretrained  # noqa: E402
+from db_tf.presets import load_preset  # noqa: E402
 from db_tf.tools import import_torch  # noqa: E402
 from db_tf.tools.import_torch import ARCHITECTURES, ImportMismatch  # noqa: E402
 
@@ -405,7 +405,7 @@ def convert_and_compare(name, tmp_path, threshold=True):
     checkpoint, images, torch_model = torch_case(name, tmp_path, threshold)
     out = tmp_path / "weights" / f"{name}.weights.h5"
     import_torch.main(["--checkpoint", str(checkpoint), "--out", str(out)])
-    model, meta = load_pretrained(out.with_name(f"{name}.json"))
+    model, meta = load_preset(out.with_name(f"{name}.json"))
     assert meta["model"] == ARCHITECTURES[name].model_kwargs(256)
     probability, thresh = torch_maps(torch_model, images, torch.float32)
     assert probability.std() > 0.15 and probability.min() < 0.1 and probability.max() > 0.9   # worth comparing
