@@ -115,8 +115,9 @@ class DBLoss:
 
     labels: "gt", "mask", "thresh_map", "thresh_mask", each (B, H, W), and for distillation "teacher_prob",
     "teacher_thresh", "teacher_mask". outputs: DBNet's training dict ("logits", "threshold", "binary", and
-    "binary_logits" for binary="bce"), each (B, H, W, 1). The three DB terms are returned unweighted,
-    "distill_loss" weighted (0 without teacher labels or weights); total_loss is the weighted sum. float32.
+    "binary_logits" for binary="bce"), each (B, H, W, 1). The three DB terms are returned unweighted, and with
+    distillation weights "distill_loss" weighted (0 for labels without teacher maps); total_loss is the weighted
+    sum. float32.
     """
 
     def __init__(self, alpha=5.0, beta=10.0, gamma=1.0, negative_ratio=3.0, binary="dice", min_negatives=100,
@@ -145,14 +146,22 @@ class DBLoss:
         else:
             thresh_binary = balanced_bce_loss(_float_map(outputs, "binary_logits", "outputs"), gt, mask,
                                               self.negative_ratio, self.min_negatives)
-        distill = self._distill(labels, outputs)
-        total = self.alpha * binarize + self.beta * thresh + self.gamma * thresh_binary + distill
-        return {"binarize_loss": binarize, "thresh_loss": thresh, "thresh_binary_loss": thresh_binary,
-                "distill_loss": distill, "total_loss": total}
+        losses = {"binarize_loss": binarize, "thresh_loss": thresh, "thresh_binary_loss": thresh_binary}
+        total = self.alpha * binarize + self.beta * thresh + self.gamma * thresh_binary
+        if "distill_loss" in self.reported_keys:
+            losses["distill_loss"] = self._distill(labels, outputs)
+            total += losses["distill_loss"]
+        return {**losses, "total_loss": total}
+
+    @property
+    def reported_keys(self):
+        """The keys worth reporting: LOSS_KEYS without "distill_loss" when there is no distillation."""
+        distilling = bool(self.distill_weight or self.distill_thresh_weight)
+        return tuple(key for key in LOSS_KEYS if distilling or key != "distill_loss")
 
     def _distill(self, labels, outputs):
         """The weighted distillation term; 0 when the labels carry no teacher maps (e.g. validation batches)."""
-        if not (self.distill_weight or self.distill_thresh_weight) or "teacher_prob" not in labels:
+        if "teacher_prob" not in labels:
             return tf.constant(0.0)
         teacher_prob, teacher_thresh, mask = (_float_map(labels, key, "labels") for key in TEACHER_KEYS)
         total = tf.constant(0.0)
@@ -165,9 +174,12 @@ class DBLoss:
         return total
 
     def get_config(self):
-        return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma, "negative_ratio": self.negative_ratio,
-                "binary": self.binary, "min_negatives": self.min_negatives, "distill_weight": self.distill_weight,
-                "distill_thresh_weight": self.distill_thresh_weight, "distill_loss": self.distill_loss}
+        config = {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma, "negative_ratio": self.negative_ratio,
+                  "binary": self.binary, "min_negatives": self.min_negatives}
+        if self.distill_weight or self.distill_thresh_weight:   # DBLoss(**config) rebuilds it either way
+            config.update(distill_weight=self.distill_weight, distill_thresh_weight=self.distill_thresh_weight,
+                          distill_loss=self.distill_loss)
+        return config
 
 
 def build_loss(loss_cfg, distill_cfg=None):

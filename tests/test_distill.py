@@ -80,8 +80,9 @@ def test_db_loss_adds_the_weighted_distillation_terms():
     assert float(loss["total_loss"]) == pytest.approx(float(plain["total_loss"]) + 3.0 * kl + 2.0 * l1, rel=1e-5)
     for key in ("binarize_loss", "thresh_loss", "thresh_binary_loss"):
         assert float(loss[key]) == pytest.approx(float(plain[key]), rel=1e-6)
-    # validation batches carry no teacher maps: the term is 0
+    # validation batches carry no teacher maps: the term is 0; without weights it is not reported at all
     assert float(DBLoss(distill_weight=3.0)(labels, outputs)["distill_loss"]) == 0.0
+    assert "distill_loss" not in plain
 
 
 # ------------------------------------------------------------------------------------------------ the cache
@@ -245,3 +246,17 @@ def test_training_with_a_teacher_resumes_exactly(tiny, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_build_loss_reads_the_distill_section_only_with_a_teacher():
+    cfg = load_config(overrides=["TRAIN.DISTILL.WEIGHT=4.0", "TRAIN.DISTILL.THRESH_WEIGHT=0.5",
+                                 "TRAIN.DISTILL.LOSS=mse"])
+    from db_tf.losses import build_loss
+
+    assert "distill_weight" not in build_loss(cfg.TRAIN.LOSS, cfg.TRAIN.DISTILL).get_config()
+    assert build_loss(cfg.TRAIN.LOSS, cfg.TRAIN.DISTILL).reported_keys[-2:] == ("thresh_binary_loss", "total_loss")
+    cfg.TRAIN.DISTILL.TEACHER = "ppocrv4_v6_ic15"
+    loss = build_loss(cfg.TRAIN.LOSS, cfg.TRAIN.DISTILL)
+    config = loss.get_config()
+    assert (config["distill_weight"], config["distill_thresh_weight"], config["distill_loss"]) == (4.0, 0.5, "mse")
+    assert "distill_loss" in loss.reported_keys and DBLoss(**config).get_config() == config

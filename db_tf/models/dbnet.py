@@ -153,7 +153,8 @@ class DBNet(PresetMixin, keras.Model):
 
     @property
     def metrics(self):
-        return list(self.loss_trackers.values())
+        keys = self.db_loss.reported_keys if self.db_loss is not None else LOSS_KEYS
+        return [self.loss_trackers[key] for key in keys]
 
     def train_step(self, data):
         """One step; skips the update (weights, BN statistics, optimizer state) when anything is non-finite.
@@ -191,9 +192,10 @@ class DBNet(PresetMixin, keras.Model):
     def _report(self, losses, finite):
         # Non-finite values are left out of the running means so one bad batch does not poison an epoch.
         weight = ops.cast(finite, "float32")
-        for key, tracker in self.loss_trackers.items():
-            tracker.update_state(ops.where(finite, losses[key], 0.0), sample_weight=weight)
-        logs = {key: tracker.result() for key, tracker in self.loss_trackers.items()}
+        keys = self.db_loss.reported_keys
+        for key in keys:
+            self.loss_trackers[key].update_state(ops.where(finite, losses[key], 0.0), sample_weight=weight)
+        logs = {key: self.loss_trackers[key].result() for key in keys}
         logs["nonfinite"] = 1.0 - weight
         return logs
 
