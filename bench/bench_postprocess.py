@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from db_tf.postprocess import find_candidates, postprocess  # noqa: E402
 from test_postprocess import random_blob_map, reference_postprocess  # noqa: E402
+
+from db_tf.postprocess import find_candidates, postprocess  # noqa: E402
 
 
 def time_per_map(functions, maps, repeats):

@@ -34,10 +34,12 @@ def default_config():
     # ---------------------------------------------------------------- data
     cfg.DATA = edict()
     # Each dataset: {"format": icdar2015|msra_td500|totaltext|ctw1500|polygon_txt|labelme|mmocr|paddleocr,
-    #                "images": dir, "labels": dir, or the json / label file (mmocr, paddleocr), "ratio": sampling weight}
+    #                "images": dir, "labels": dir, or the json / label file (mmocr, paddleocr),
+    #                "ratio": sampling weight}
     #                {"format": "synth", "num": N, "ratio": w, "level": "word"} draws synthetic text on the fly.
     # Optional "select": "900:1000" slices the naturally sorted image list (ICDAR 2015 validation: img_901..img_1000).
-    # labelme: optional "ignore_labels": ["###", ...]; paddleocr: image paths in the label file are relative to "images".
+    # labelme: optional "ignore_labels": ["###", ...]; paddleocr: image paths in the label file are relative to
+    # "images".
     # An empty TRAIN list means: train on synthetic scene text generated on the fly.
     cfg.DATA.TRAIN = []
     cfg.DATA.VAL = []
@@ -78,9 +80,9 @@ def default_config():
     cfg.TRAIN.WEIGHT_DECAY = 1e-4
     cfg.TRAIN.POLY_POWER = 0.9          # lr = LR * (1 - step / total_steps) ** POLY_POWER, per step
     cfg.TRAIN.WARMUP_STEPS = 0
-    cfg.TRAIN.FREEZE = []               # parts whose weights stay as loaded: "backbone", "neck" (fine-tuning on little data)
-    cfg.TRAIN.FREEZE_BN = False          # BatchNorm in inference mode with fixed gamma/beta (fine-tuning, small batches)
-    cfg.TRAIN.FREEZE_BN_EXCEPT = []      # layer paths whose BN stays trainable, e.g. ["head/threshold"] (a fresh branch)
+    cfg.TRAIN.FREEZE = []               # parts whose weights stay as loaded: "backbone", "neck" (little data)
+    cfg.TRAIN.FREEZE_BN = False          # BatchNorm in inference mode, gamma/beta fixed (fine-tuning, small batches)
+    cfg.TRAIN.FREEZE_BN_EXCEPT = []      # layer paths whose BN stays trainable, e.g. ["head/threshold"] (fresh)
     cfg.TRAIN.CLIPNORM = 0.0            # 0 = no gradient clipping
     cfg.TRAIN.EMA = 0.0                 # momentum of a moving average of the weights for validation/export; 0 = off
     cfg.TRAIN.MIXED_PRECISION = ""      # "" | mixed_float16 | mixed_bfloat16
@@ -93,7 +95,7 @@ def default_config():
     cfg.TRAIN.LOSS.BINARY = "dice"      # dice | bce
     cfg.TRAIN.DISTILL = edict()          # distillation from a teacher's maps (docs/distillation.md)
     cfg.TRAIN.DISTILL.TEACHER = ""      # a shipped preset or a run's .json (e.g. "ppocrv4_v6_ic15"); "" = off
-    cfg.TRAIN.DISTILL.WEIGHT = 1.0      # weight of the probability-map term: mean over valid pixels of LOSS(teacher P, P)
+    cfg.TRAIN.DISTILL.WEIGHT = 1.0      # weight of the probability-map term: mean over valid pixels of LOSS(P_t, P)
     cfg.TRAIN.DISTILL.THRESH_WEIGHT = 0.0   # weight of the threshold-map term: mean |teacher T - T| over valid pixels
     cfg.TRAIN.DISTILL.LOSS = "bce"      # bce (Bernoulli KL: BCE minus the teacher's entropy, 0 at a match) | mse | l1
     cfg.TRAIN.DISTILL.CACHE_DIR = "runs/teacher_cache"   # where the teacher's maps are cached, one file per image
@@ -155,7 +157,8 @@ def detector_defaults():
     return {**settings_from_config(default_config()), "size": None}
 
 # Tiled inference (db_tf/tiling.py): window side and overlap in network pixels (an overlap below 1 is a
-# fraction of the side: 0.125 = 128 at 1024); scale None = the resize policy's zoom (short_side / the image's short side).
+# fraction of the side: 0.125 = 128 at 1024); scale None = the resize policy's zoom (short_side / the image's
+# short side).
 TILE = {"size": 1024, "overlap": 0.125, "scale": None}   # overlap 128 at size 1024
 # Inference precision of TextDetector: "float32" | "bfloat16" (the forward in bfloat16, maps in float32).
 PRECISIONS = ("float32", "bfloat16")

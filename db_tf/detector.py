@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from db_tf import defaults, tiling
 from db_tf import postprocess as post
 from db_tf import preprocess as pre
-from db_tf import tiling
 from db_tf.data import image_io
-from db_tf import defaults
 
 POSTPROCESS_KEYS = ("thresh", "box_thresh", "unclip_ratio", "poly_unclip_ratio", "polygon", "score_mode", "dilate",
                     "max_candidates", "split_by_threshold")
@@ -382,7 +381,7 @@ def _inference_model(model, precision):
         raise ValueError(f"precision must be one of {defaults.PRECISIONS}, got {precision!r}")
     if precision == "float32":
         return model
-    from db_tf.models.precision import inference_copy   # TensorFlow only when asked for
+    from db_tf.models.precision import inference_copy  # TensorFlow only when asked for
     return inference_copy(model, precision)
 
 

@@ -27,8 +27,18 @@ import cv2
 import numpy as np
 
 from db_tf.synth_backgrounds import draw_distractors, linear_ramp, random_background, random_color
-from db_tf.synth_text import (Arc, apply_homography, box_outline, camera_homography, font_charset, font_paths,
-                              patch_outline, random_word, render_flat, warp_patch)
+from db_tf.synth_text import (
+    Arc,
+    apply_homography,
+    box_outline,
+    camera_homography,
+    font_charset,
+    font_paths,
+    patch_outline,
+    random_word,
+    render_flat,
+    warp_patch,
+)
 
 IGNORE_TEXT = "###"
 LEVELS = ("word", "line", "mixed")

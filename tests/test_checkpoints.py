@@ -6,8 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from db_tf.training.checkpoints import (CheckpointError, CheckpointManager, NonFiniteError, export_pretrained,
-                                        write_weights_without_optimizer)
+from db_tf.training.checkpoints import (
+    CheckpointError,
+    CheckpointManager,
+    NonFiniteError,
+    export_pretrained,
+    write_weights_without_optimizer,
+)
 
 
 def tiny_model(seed=0):

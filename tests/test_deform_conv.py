@@ -5,11 +5,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from torch_support import torch_or_skip
 
 from db_tf.models.backbones import BACKBONES
 from db_tf.models.backbones.resnet import STAGE_BLOCKS, STAGE_WIDTHS
 from db_tf.models.deform_conv import ModulatedDeformConv2D, deform_conv2d
-from torch_support import torch_or_skip
 
 # float32 results agree with the float64 numpy reference to 2.7e-6 at worst (outputs up to ~9; the cases below
 # with three seeds each, with and without oneDNN); 1e-5 leaves a margin for other CPUs' kernels.

@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 from easydict import EasyDict
+from tolerances import BINARY_ATOL, MAP_ATOL, assert_maps_match
 
 from db_tf import TextDetector
 from db_tf.data.image_io import ImageReadError
 from db_tf.presets import PresetError, list_presets, load_preset
-from tolerances import BINARY_ATOL, MAP_ATOL, assert_maps_match
 
 
 class PixelModel:

@@ -10,9 +10,9 @@ import textwrap
 import time
 
 import pytest
+from test_train_support import REPO_ROOT, TINY_BACKBONE, TINY_OVERRIDES, free_ports, start, write_tiny_train_script
 
 from db_tf.training.checkpoints import CheckpointManager
-from test_train_support import REPO_ROOT, TINY_BACKBONE, TINY_OVERRIDES, free_ports, start, write_tiny_train_script
 
 pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
 

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_support import tiny_model
+from tolerances import assert_maps_match
 
 from db_tf import preprocess as pre
 from db_tf.detector import TextDetector
@@ -12,8 +14,6 @@ from db_tf.export.saved_model import export_saved_model
 from db_tf.models import DBNetEnsemble, constructor_kwargs
 from db_tf.presets import load_preset
 from db_tf.tools.package_weights import main as package
-from export_support import tiny_model
-from tolerances import assert_maps_match
 
 PREPROCESS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
               "max_side": 128}

@@ -4,11 +4,11 @@ import json
 import cv2
 import numpy as np
 import pytest
-
-from db_tf.cli import evaluate
-from db_tf.cli import detect as inference
-from db_tf.detector import TextDetector
 from test_detector import PixelModel
+
+from db_tf.cli import detect as inference
+from db_tf.cli import evaluate
+from db_tf.detector import TextDetector
 
 
 def box_line(x0, y0, x1, y1, *extra):

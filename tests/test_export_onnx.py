@@ -9,9 +9,10 @@ import pytest
 pytest.importorskip("tf2onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from db_tf.export import export  # noqa: E402
 from export_support import keras_reference, tiny_model  # noqa: E402
-from tolerances import assert_maps_match
+from tolerances import assert_maps_match  # noqa: E402
+
+from db_tf.export import export  # noqa: E402
 
 pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
 

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_support import keras_reference, tiny_model
+from tolerances import assert_maps_match, assert_same_detections
 
 from db_tf import preprocess as pre
 from db_tf.data.image_io import decode_image
@@ -21,8 +23,6 @@ from db_tf.export import graph_preprocess as gp
 from db_tf.export.saved_model import export_saved_model, read_metadata
 from db_tf.export.signatures import encoded_images
 from db_tf.serving import ServingClient, ServingError
-from export_support import keras_reference, tiny_model
-from tolerances import assert_maps_match, assert_same_detections
 
 # BGR and a non-ImageNet mean/std, so a missing swap or a wrong constant shows; small sizes for speed
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
@@ -361,8 +361,9 @@ def test_broken_exports_are_caught(model, tmp_path, monkeypatch):
     """Exports with a wrong normalisation or a wrong padding / crop differ from Keras by far more than
     MAP_ATOL (tests/tolerances.py), so every parity test above would fail on them. Two real SavedModels (the
     right settings and RGB for BGR); the other bugs through the function those exports serve (no re-export)."""
-    from db_tf.export import signatures
     from tolerances import MAP_ATOL
+
+    from db_tf.export import signatures
 
     images = np.random.default_rng(2).uniform(0, 255, (1, 50, 70, 3)).astype(np.float32)
     expected = keras_reference(model, images, SETTINGS)

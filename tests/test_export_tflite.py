@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from export_support import keras_reference, tiny_model
 
 from db_tf.export import export
 from db_tf.export.tflite import TFLiteRunner, export_tflite
-from export_support import keras_reference, tiny_model
 
 pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
 

@@ -9,13 +9,13 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from test_detector import PixelModel, white_rectangle
 
-from db_tf.cli import detect as inference
 from db_tf import figures
+from db_tf.cli import detect as inference
 from db_tf.data import image_io
 from db_tf.data.image_io import ImageReadError
 from db_tf.detector import Detections, TextDetector
-from test_detector import PixelModel, white_rectangle
 
 
 def encoded(image, ext=".png"):

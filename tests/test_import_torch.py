@@ -13,7 +13,6 @@ import json
 import keras
 import numpy as np
 import pytest
-
 from torch_support import torch_or_skip
 
 torch = torch_or_skip("torchvision.ops")
@@ -23,7 +22,7 @@ from torchvision.ops import deform_conv2d  # noqa: E402
 from db_tf.models import DBNet  # noqa: E402
 from db_tf.presets import load_preset  # noqa: E402
 from db_tf.tools import import_torch  # noqa: E402
-from db_tf.tools.import_torch import ARCHITECTURES, ImportMismatch  # noqa: E402
+from db_tf.tools.import_torch import ARCHITECTURES  # noqa: E402
 
 # float32 probability maps agree to 1.2e-5 (R18) .. 5.3e-5 (MMOCR R50-DCN ASF) at worst, measured; that is random
 # networks amplifying float32 rounding (PyTorch's own float32 and float64 maps of that model differ by 4.6e-5), so
@@ -462,7 +461,8 @@ def test_detects_the_architecture_from_names(name):
 
 
 def test_prefixes_of_the_official_trainer_are_removed():
-    assert import_torch.strip_prefixes("model.module.backbone.layer1.0.conv1.weight") == "backbone.layer1.0.conv1.weight"
+    stripped = import_torch.strip_prefixes("model.module.backbone.layer1.0.conv1.weight")
+    assert stripped == "backbone.layer1.0.conv1.weight"
     assert import_torch.strip_prefixes("module.decoder.in5.weight") == "decoder.in5.weight"
     assert import_torch.strip_prefixes("neck.lateral_convs.0.conv.weight") == "neck.lateral_convs.0.conv.weight"
 

@@ -4,11 +4,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+from test_detector import PixelModel, tiny_bundle, white_rectangle  # noqa: F401  (tiny_bundle is a fixture)
 
 from db_tf.cli import detect as inference
 from db_tf.detector import TextDetector
 from db_tf.metrics import read_detections
-from test_detector import PixelModel, tiny_bundle, white_rectangle  # noqa: F401  (tiny_bundle is a fixture)
 
 
 @pytest.fixture

@@ -275,9 +275,10 @@ def test_evaluate_labelme_folder_and_ignore_labels(tmp_path, capsys):
 
 
 def test_evaluate_images_mode_reads_paddleocr_gt_by_image_stem(tmp_path, monkeypatch):
+    from test_detector import PixelModel
+
     from db_tf.cli import detect as inference
     from db_tf.detector import TextDetector
-    from test_detector import PixelModel
 
     monkeypatch.setattr(inference, "detector_from_args",
                         lambda args, cfg: TextDetector(model=PixelModel(), short_side=64, max_side=0))

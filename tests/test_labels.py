@@ -8,8 +8,13 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from db_tf.data.labels import (distance_to_polygon_edges, make_label_maps, make_shrink_map,
-                               make_threshold_map, shrink_distance)
+from db_tf.data.labels import (
+    distance_to_polygon_edges,
+    make_label_maps,
+    make_shrink_map,
+    make_threshold_map,
+    shrink_distance,
+)
 
 SQUARE = np.array([[10, 10], [30, 10], [30, 30], [10, 30]], np.float32)
 

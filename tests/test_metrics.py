@@ -5,8 +5,17 @@ import pytest
 from matplotlib.path import Path as MplPath
 from shapely.geometry import Polygon
 
-from db_tf.metrics import (ImageResult, bootstrap_interval, combine, evaluate, evaluate_image, iou_matrix,
-                           paired_bootstrap, read_detections, to_geometry)
+from db_tf.metrics import (
+    ImageResult,
+    bootstrap_interval,
+    combine,
+    evaluate,
+    evaluate_image,
+    iou_matrix,
+    paired_bootstrap,
+    read_detections,
+    to_geometry,
+)
 
 
 def rect(x0, y0, x1, y1):

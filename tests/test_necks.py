@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from keras.ops import convert_to_numpy as to_numpy
 
-from db_tf.models.necks import NECKS, ASFNeck, DBFPN
+from db_tf.models.necks import DBFPN, NECKS, ASFNeck
 
 INNER = 32  # small width keeps the numpy reference fast; the structure does not depend on it
 CHANNELS = (8, 16, 24, 32)  # C2..C5

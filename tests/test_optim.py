@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from easydict import EasyDict
 
-from db_tf.training.optim import (CoupledDecayAdam, CoupledDecaySGD, PolyDecay, averaged_weights,
-                                  build_optimizer, current_lr)
+from db_tf.training.optim import (
+    CoupledDecayAdam,
+    CoupledDecaySGD,
+    PolyDecay,
+    averaged_weights,
+    build_optimizer,
+    current_lr,
+)
 
 
 def train_cfg(**changes):

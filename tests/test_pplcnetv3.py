@@ -7,8 +7,16 @@ import tensorflow as tf
 from keras.ops import convert_to_numpy as to_numpy
 
 from db_tf.models.backbones import BACKBONES
-from db_tf.models.backbones.pplcnetv3 import (STAGES, LCNetV3Block, LearnableAffine, RepConv, SqueezeExcite,
-                                              StemConv, make_divisible, pplcnetv3_x0_75)
+from db_tf.models.backbones.pplcnetv3 import (
+    STAGES,
+    LCNetV3Block,
+    LearnableAffine,
+    RepConv,
+    SqueezeExcite,
+    StemConv,
+    make_divisible,
+    pplcnetv3_x0_75,
+)
 from db_tf.models.necks import NECKS
 from db_tf.models.necks.rsefpn import RSEFPN
 

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tolerances import assert_maps_match, assert_same_detections
 
 from db_tf.data.image_io import read_image
 from db_tf.models.backbones.pplcnetv3 import RepConv
@@ -21,7 +22,6 @@ from db_tf.postprocess import postprocess
 from db_tf.preprocess import normalize, resize_for_inference
 from db_tf.tools import import_ppocr
 from db_tf.tools.import_ppocr import ImportMismatch, Slot
-from tolerances import assert_maps_match, assert_same_detections
 
 RNG = np.random.default_rng(11)
 

@@ -4,8 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from db_tf.preprocess import (IMAGENET_MEAN, IMAGENET_STD, inference_size, normalize, pad_batch,
-                              resize_for_inference, to_rgb_uint8)
+from db_tf.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    inference_size,
+    normalize,
+    pad_batch,
+    resize_for_inference,
+    to_rgb_uint8,
+)
 
 
 def test_normalize_hand_worked_pixel():

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from db_tf.data.image_io import read_image
-from db_tf.data.readers import (AnnotationError, Sample, read_annotation, read_dataset, read_datasets,
-                                sampling_weights)
+from db_tf.data.readers import AnnotationError, Sample, read_annotation, read_dataset, read_datasets, sampling_weights
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CURVE_TOP = [(4 + 8 * i, 6 - (i % 2)) for i in range(7)]

@@ -11,8 +11,15 @@ import pytest
 
 from db_tf import postprocess as post
 from db_tf.data.image_io import ImageReadError
-from db_tf.serving import (ServedMaps, ServingClient, ServingError, detections, parse_rest_response, rest_request,
-                           rest_url)
+from db_tf.serving import (
+    ServedMaps,
+    ServingClient,
+    ServingError,
+    detections,
+    parse_rest_response,
+    rest_request,
+    rest_url,
+)
 
 
 def test_rest_request_carries_the_files_unchanged(tmp_path):

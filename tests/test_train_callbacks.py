@@ -5,8 +5,15 @@ import keras
 import numpy as np
 import pytest
 
-from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState, StepCounter, StopControl,
-                                      TensorBoardLogger, Validator)
+from db_tf.training.callbacks import (
+    CheckpointSaver,
+    NonFiniteGuard,
+    RunState,
+    StepCounter,
+    StopControl,
+    TensorBoardLogger,
+    Validator,
+)
 from db_tf.training.checkpoints import CheckpointManager
 from db_tf.training.optim import PolyDecay
 from db_tf.training.summaries import read_events

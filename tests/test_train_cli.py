@@ -8,10 +8,10 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+from test_train_support import REPO_ROOT, subprocess_env
 
 from db_tf.tools.plot_curves import main as plot_curves_main
 from db_tf.training.summaries import read_events
-from test_train_support import REPO_ROOT, subprocess_env
 
 pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
 

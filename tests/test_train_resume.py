@@ -9,9 +9,9 @@ import time
 import h5py
 import numpy as np
 import pytest
+from test_train_support import TINY_OVERRIDES, start, write_tiny_train_script
 
 from db_tf.training.checkpoints import CheckpointManager
-from test_train_support import TINY_OVERRIDES, start, write_tiny_train_script
 
 EPOCHS, STEPS_PER_EPOCH, EVERY = 2, 1000, 3
 

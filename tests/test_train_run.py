@@ -6,12 +6,12 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from test_train_support import TINY_OVERRIDES, register_tiny_backbone
 
 from db_tf import synth
 from db_tf.config import load_config
 from db_tf.training.init_weights import format_report, load_matching_weights
 from db_tf.training.summaries import read_events
-from test_train_support import TINY_OVERRIDES, register_tiny_backbone
 
 PRESET_MODEL = {"backbone": "tiny", "neck": "fpn", "inner_channels": 16, "head_batch_norm": False}
 PRESET_PREPROCESS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}

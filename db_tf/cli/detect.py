@@ -10,7 +10,8 @@ Outputs (in --output, default "outputs"): per image ``<stem>.json`` (format json
 ``<stem>.txt`` (format txt: ``x1,y1,...,xn,yn,score`` lines) or ``res_<stem>.txt`` (format icdar: integer
 ``x1,y1,...,x4,y4`` clockwise lines; zip those files for an ICDAR 2015 Challenge 4 submission, which needs box
 mode, the default). Two inputs with the same stem (x.jpg, x.png) are written under their whole file names
-(``x.jpg.json``, ``x.png.json``) so that no result overwrites another. Figures (on by default; --no-figures to skip; off for --format icdar unless --figures):
+(``x.jpg.json``, ``x.png.json``) so that no result overwrites another.
+Figures (on by default; --no-figures to skip; off for --format icdar unless --figures):
 the DB-tf style figures go to ``<output>/figures/``: ``<stem>_poly.jpg``,
 ``<stem>_bbox.jpg``, ``<stem>_binarize_map.jpg``, ``<stem>_threshold_map.jpg``, ``<stem>_binary_map.jpg``
 (the threshold branch runs for these; an imported model's untrained threshold branch still gets drawn).

@@ -35,8 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from db_tf.cli.common import (add_verbose_flag, non_negative_int, positive_float, positive_int, start_tensorflow,
-                              unit_interval)
+from db_tf.cli.common import (
+    add_verbose_flag,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    start_tensorflow,
+    unit_interval,
+)
 from db_tf.cli.detect import add_tile_and_precision_args
 from db_tf.config import ConfigError, add_config_args, config_from_args
 

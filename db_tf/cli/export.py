@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from db_tf.cli.common import add_verbose_flag, non_negative_int, positive_int, start_tensorflow
 from db_tf.config import ConfigError, add_config_args, config_from_args
 
@@ -41,7 +40,8 @@ def build_parser(default_config=None, prog=None):
     parser.add_argument("--version", type=positive_int, help="SavedModel version folder (default cfg.EXPORT.VERSION)")
     parser.add_argument("--name", help="file name stem of ONNX / TFLite files (default: the model's name)")
     parser.add_argument("--short-side", type=positive_int, help="resize policy of the image-bytes signature")
-    parser.add_argument("--max-side", type=non_negative_int, help="long-side limit of the image-bytes signature (0 = none)")
+    parser.add_argument("--max-side", type=non_negative_int,
+                        help="long-side limit of the image-bytes signature (0 = none)")
     parser.add_argument("--quantize", choices=sorted(QUANTIZE_CHOICES), default="both",
                         help="tflite: which models to write (default both)")
     parser.add_argument("--opset", type=positive_int, help="onnx: opset (default 17)")

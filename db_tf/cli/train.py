@@ -12,7 +12,6 @@ the run in TRAIN.RUN_DIR from its last checkpoint. Examples:
 """
 import argparse
 import sys
-from pathlib import Path
 
 from db_tf.cli.common import positive_float, positive_int, start_tensorflow
 from db_tf.config import ConfigError, add_config_args, config_from_args

@@ -17,7 +17,7 @@ saved_model, onnx, tflite.
 import json
 from pathlib import Path
 
-from db_tf.detector import POSTPROCESS_KEYS   # the post-processing settings a client needs, as TextDetector's
+from db_tf.detector import POSTPROCESS_KEYS  # the post-processing settings a client needs, as TextDetector's
 
 FORMATS = ("saved_model", "onnx", "tflite")
 PREPROCESS_KEYS = ("channel_order", "mean", "std", "short_side", "max_side", "size")

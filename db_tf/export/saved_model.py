@@ -25,8 +25,15 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from db_tf.export.signatures import (BYTES_SPEC, FLOAT_SPEC, SETTING_SPECS, encoded_images, encoded_images_to_boxes,
-                                     float_images, tuned_boxes)
+from db_tf.export.signatures import (
+    BYTES_SPEC,
+    FLOAT_SPEC,
+    SETTING_SPECS,
+    encoded_images,
+    encoded_images_to_boxes,
+    float_images,
+    tuned_boxes,
+)
 
 DEFAULT_SIGNATURE = "serving_default"
 FLOAT_SIGNATURE = "serving_float"

@@ -2,6 +2,8 @@
 from db_tf.models.dbnet import DBNet, constructor_kwargs
 from db_tf.models.ensemble import DBNetEnsemble
 
+__all__ = ["DBNet", "DBNetEnsemble", "build_model", "constructor_kwargs", "model_from_kwargs"]
+
 
 def build_model(model_cfg):
     """DBNet from cfg.MODEL (BACKBONE, NECK, INNER_CHANNELS, K, BACKBONE_WEIGHTS).

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from db_tf.cli.common import start_tensorflow
 

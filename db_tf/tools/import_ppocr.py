@@ -447,7 +447,8 @@ def squeeze_excites(model):
     from db_tf.models.necks.replkfpn import LargeKernelSmooth
 
     ses = [block.se for block in model.backbone.layers if getattr(block, "se", None) is not None]
-    neck = [layer.pointwise if isinstance(layer, LargeKernelSmooth) else layer for layer in neck_graph_order(model.neck)]
+    neck = [layer.pointwise if isinstance(layer, LargeKernelSmooth) else layer
+            for layer in neck_graph_order(model.neck)]
     return ses + [rse.se for rse in neck]
 
 

@@ -158,7 +158,8 @@ def detect_architecture(state):
         depth = 34 if "backbone.layer3.2.conv1.weight" in state else 18
     else:
         raise ImportMismatch("no ResNet backbone (backbone.layer1.0.conv1.weight) in the checkpoint")
-    offset_key = "backbone.layer2.0.conv2_offset.weight" if family == "db" else "backbone.layer2.0.conv2.conv_offset.weight"
+    offset_key = ("backbone.layer2.0.conv2_offset.weight" if family == "db"
+                  else "backbone.layer2.0.conv2.conv_offset.weight")
     name = Architecture(family, depth, offset_key in state, asf_key in state).name
     if name not in ARCHITECTURES:
         raise ImportMismatch(f"detected {name}, which db-tf does not build (deformable ResNets: 18 and 50 for DB, "
@@ -194,7 +195,8 @@ class Entry:
 def conv_entries(prefix, layer, bias=False, **kwargs):
     entries = [Entry(f"{prefix}.weight", layer.kernel, "conv", **kwargs)]
     if bias:
-        entries.append(Entry(f"{prefix}.bias", layer.bias, "same", reverse_outputs=kwargs.get("reverse_outputs", False)))
+        entries.append(Entry(f"{prefix}.bias", layer.bias, "same",
+                             reverse_outputs=kwargs.get("reverse_outputs", False)))
     return entries
 
 
@@ -256,9 +258,11 @@ def head_branch_entries(prefix, branch, family):
     blocks = 4 if family == "mmocr" else 0
     return (conv_entries(f"{prefix}.0", branch.conv, reverse_input_blocks=blocks)
             + batch_norm_entries(f"{prefix}.1", branch.bn1)
-            + [Entry(f"{prefix}.3.weight", branch.deconv1.kernel, "deconv"), Entry(f"{prefix}.3.bias", branch.deconv1.bias)]
+            + [Entry(f"{prefix}.3.weight", branch.deconv1.kernel, "deconv"),
+               Entry(f"{prefix}.3.bias", branch.deconv1.bias)]
             + batch_norm_entries(f"{prefix}.4", branch.bn2)
-            + [Entry(f"{prefix}.6.weight", branch.deconv2.kernel, "deconv"), Entry(f"{prefix}.6.bias", branch.deconv2.bias)])
+            + [Entry(f"{prefix}.6.weight", branch.deconv2.kernel, "deconv"),
+               Entry(f"{prefix}.6.bias", branch.deconv2.bias)])
 
 
 def model_entries(model, family):

@@ -19,6 +19,7 @@ import numpy as np
 
 from db_tf.cli.common import start_tensorflow
 
+
 def score_setting(detector, maps, gts, sizes, thresh, unclip, box_threshs, **settings):
     """[(box_thresh, totals)] for one (thresh, unclip ratio, other settings) over precomputed maps."""
     from db_tf import metrics

@@ -14,6 +14,7 @@ from keras import layers, ops
 
 from db_tf.models.upsample import upsample_nearest
 
+
 # The official decoder initialises its convolutions with kaiming_normal_ (fan_in, ReLU gain).
 def conv_init():
     """A fresh initializer per layer (a shared unseeded Keras 3 instance repeats its values)."""
