@@ -24,6 +24,8 @@ from db_tf.export.saved_model import export_saved_model, read_metadata
 from db_tf.export.signatures import encoded_images
 from db_tf.serving import ServingClient, ServingError
 
+pytestmark = pytest.mark.slow   # not in the fast subset (python -m pytest -m "not slow")
+
 # BGR and a non-ImageNet mean/std, so a missing swap or a wrong constant shows; small sizes for speed
 SETTINGS = {"channel_order": "BGR", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "short_side": 64,
             "max_side": 128, "size": None}

@@ -432,12 +432,14 @@ def convert_and_compare(name, tmp_path, threshold=True):
                                   pytest.param("db_r50_dcn_asf", marks=pytest.mark.slow),
                                   pytest.param("mmocr_r50_dcn", marks=pytest.mark.slow),
                                   pytest.param("mmocr_r50_dcn_asf", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_converted_model_matches_pytorch(name, tmp_path):
     meta = convert_and_compare(name, tmp_path)
     family = ARCHITECTURES[name].family
     assert meta["preprocess"]["channel_order"] == ("BGR" if family == "db" else "RGB")
 
 
+@pytest.mark.slow
 def test_db_r18_asf_and_no_threshold_branch(tmp_path, capsys):
     """DBNet++ on R18 (an ASF decoder with 64-channel attention), and a checkpoint trained without adaptive
     thresholds: the probability map still matches; the tool says the threshold branch is fresh."""

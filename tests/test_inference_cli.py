@@ -141,6 +141,7 @@ def test_figures_are_on_by_default_except_for_icdar_submissions(image_folder, tm
     assert sorted(p.name for p in icdar.iterdir()) == ["res_a.txt"]
 
 
+@pytest.mark.slow
 def test_tile_and_precision_flags(tiny_bundle, image_folder, tmp_path, capsys):  # noqa: F811
     from db_tf.tiling import TileSpec
 
