@@ -77,7 +77,7 @@ def _check_dataset(spec, where):
         if key not in DATASET_KEYS:
             raise ConfigError(f"{where}: unknown dataset key {key!r}; known: {', '.join(DATASET_KEYS)}")
         wanted = DATASET_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, wanted):
+        if (isinstance(value, bool) and wanted is not bool) or not isinstance(value, wanted):
             names = " or ".join(t.__name__ for t in (wanted if isinstance(wanted, tuple) else (wanted,)))
             raise ConfigError(f"{where}: {key} must be {names}, got {value!r}")
 

@@ -119,6 +119,8 @@ def write_config(tmp_path, *lines):
     ("cfg.DATA.TRAIN = [{'format': 'icdar2015', 'image': 'x'}]", ["DATA.TRAIN[0]", "unknown dataset key 'image'"]),
     ("cfg.DATA.VAL = [{'images': 'x'}]", ["DATA.VAL[0]", "format"]),
     ("cfg.DATA.TRAIN = [{'format': 'synth', 'num': '10'}]", ["DATA.TRAIN[0]", "num must be int"]),
+    ("cfg.DATA.TRAIN = [{'format': 'synth', 'num': True}]", ["DATA.TRAIN[0]", "num must be int"]),
+    ("cfg.DATA.TRAIN = [{'format': 'images', 'images': 'x', 'teacher': 'no'}]", ["teacher must be bool"]),
 ])
 def test_config_files_with_unknown_keys_or_wrong_types_are_refused(tmp_path, line, words):
     with pytest.raises(ConfigError) as info:
@@ -129,7 +131,8 @@ def test_config_files_with_unknown_keys_or_wrong_types_are_refused(tmp_path, lin
 
 def test_config_files_are_normalised_and_completed(tmp_path):
     cfg = load_config(write_config(tmp_path, "cfg.TRAIN.LR = 1", "del cfg.EXPORT.VERSION",
-                                   "cfg.DATA.TRAIN = [{'format': 'synth', 'num': 10, 'ratio': 2}]"))
+                                   "cfg.DATA.TRAIN = [{'format': 'synth', 'num': 10, 'ratio': 2},"
+                                   " {'format': 'images', 'images': 'x', 'teacher': False}]"))
     assert cfg.TRAIN.LR == 1.0 and isinstance(cfg.TRAIN.LR, float)
     assert cfg.EXPORT.VERSION == load_config().EXPORT.VERSION   # an older file lacking a new key gets its default
     with pytest.raises(ConfigError, match=r"DATA.VAL\[0\]: unknown dataset key 'labelz'"):

@@ -1,6 +1,6 @@
 """configs/ppocrv4_ic15_distill.py with the teacher's maps on the first TEACHER_IMAGES training images only.
 
-    ICDAR2015_ROOT=... python train.py --config configs/ppocrv4_ic15_distill_part.py --time-limit 60
+    ICDAR2015_ROOT=... python train.py --config configs/experiments/ppocrv4_ic15_distill_part.py --time-limit 60
 
 The teacher (the ensemble, ~1 s per image alone) took much longer on the shared CPU than planned, so the first
 run distilled from the images whose maps were cached by then; the other training images keep their labels and
@@ -12,7 +12,7 @@ from db_tf.config import load_config
 
 TEACHER_IMAGES = 200
 
-cfg = load_config(Path(__file__).with_name("ppocrv4_ic15_distill.py"))
+cfg = load_config(Path(__file__).parents[1] / "ppocrv4_ic15_distill.py")
 
 _ic15 = cfg.DATA.TRAIN[0]
 cfg.DATA.TRAIN = [dict(_ic15, select=f"0:{TEACHER_IMAGES}"),
