@@ -1,6 +1,13 @@
-"""Shared by the export tests: a tiny DBNet whose maps are worth comparing, and its Keras reference output."""
+"""Shared by the export tests: a tiny DBNet whose maps are worth comparing, its Keras reference output, and a
+stand-in for TF Serving's REST API."""
+import base64
+import json
+import re
+from http.server import BaseHTTPRequestHandler
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from db_tf import preprocess as pre
 from db_tf.models import DBNet
@@ -36,3 +43,52 @@ def keras_reference(model, images, settings):
     padded = np.zeros((n, -(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
     padded[:, :h, :w] = pre.normalize(images, settings["mean"], settings["std"], settings["channel_order"])
     return np.asarray(model(padded, training=False))[:, :h, :w]
+
+
+class StandInServing(BaseHTTPRequestHandler):
+    """TF Serving's REST predict API as documented, for the client tests: row ("instances") or columnar
+    ("inputs") requests, {"b64": ...} values base64-decoded, scalar settings as float32, errors as HTTP 400
+    {"error": message} (TF Serving's own wording for a signature the model lacks). Set ``signatures`` to a
+    loaded SavedModel's; ``asked`` records the signature names requested."""
+    signatures = None
+    asked = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/(\d+))?:predict", self.path)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if match is None:
+            return self._answer(404, {"error": f"no such endpoint {self.path}"})
+        name = body.get("signature_name", "serving_default")
+        self.asked.append(name)
+        if name not in self.signatures:
+            return self._answer(400, {"error": f'Serving signature name: "{name}" not found in signature def'})
+        if "instances" in body:
+            inputs = {key: [row[key] for row in body["instances"]] for key in body["instances"][0]}
+        else:
+            inputs = body["inputs"]
+        try:
+            tensors = {key: _tensor(key, value) for key, value in inputs.items()}
+            outputs = {key: value.numpy().tolist() for key, value in self.signatures[name](**tensors).items()}
+        except tf.errors.InvalidArgumentError as err:
+            return self._answer(400, {"error": err.message})
+        if "instances" in body:
+            count = len(next(iter(outputs.values())))
+            return self._answer(200, {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]})
+        return self._answer(200, {"outputs": outputs})
+
+    def _answer(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def _tensor(name, value):
+    if name == "image_bytes":
+        return tf.constant([base64.b64decode(v["b64"]) if isinstance(v, dict) else v for v in value])
+    return tf.constant(value, tf.float32)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_train_support import TINY_OVERRIDES, register_tiny_backbone
 
 from db_tf import synth
 from db_tf.config import load_config
@@ -15,7 +16,6 @@ from db_tf.data import teacher_maps
 from db_tf.data.augment import augment
 from db_tf.data.pipeline import ExampleMaker
 from db_tf.losses import DBLoss, distill_map_loss
-from test_train_support import TINY_OVERRIDES, register_tiny_backbone
 
 
 # ------------------------------------------------------------------------------------------------ the loss

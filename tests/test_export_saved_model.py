@@ -2,18 +2,16 @@
 db_tf.preprocess / image_io, bad input, saved_model_cli, and a REST / gRPC round trip through db_tf.serving
 against a stand-in server that follows TF Serving's documented request / response formats (TF Serving
 itself cannot be installed here)."""
-import base64
-import json
 import re
 import threading
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_support import keras_reference, tiny_model
+from export_support import StandInServing, keras_reference, tiny_model
 from tolerances import assert_maps_match, assert_same_detections
 
 from db_tf import preprocess as pre
@@ -242,44 +240,6 @@ def test_bad_bytes_give_a_clear_error_and_the_model_keeps_serving(exported, imag
 
 
 # ------------------------------------------------------------------------- client against a stand-in
-class StandInServing(BaseHTTPRequestHandler):
-    """TF Serving's REST predict API as documented: row ("instances") or columnar ("inputs") requests,
-    {"b64": ...} values base64-decoded, errors as HTTP 400 {"error": message}."""
-    signatures = None
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/(\d+))?:predict", self.path)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if match is None:
-            return self._answer(404, {"error": f"no such endpoint {self.path}"})
-        signature = self.signatures[body.get("signature_name", "serving_default")]
-        if "instances" in body:
-            inputs = {name: [instance[name] for instance in body["instances"]] for name in body["instances"][0]}
-        else:
-            inputs = body["inputs"]
-        tensors = {name: tf.constant([base64.b64decode(v["b64"]) if isinstance(v, dict) else v for v in values])
-                   for name, values in inputs.items()}
-        try:
-            outputs = {k: v.numpy().tolist() for k, v in signature(**tensors).items()}
-        except tf.errors.InvalidArgumentError as err:
-            return self._answer(400, {"error": err.message})
-        if "instances" in body:
-            count = len(next(iter(outputs.values())))
-            return self._answer(200, {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]})
-        return self._answer(200, {"outputs": outputs})
-
-    def _answer(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def rest_server(exported):
     StandInServing.signatures = exported[1].signatures

@@ -5,12 +5,13 @@ The parity on real maps (ICDAR 2015 validation, shipped presets) is bench/parity
 needs ../shared, so it is not a unit test."""
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_support import StandInServing
 
 from db_tf import postprocess as post
 from db_tf.export import graph_boxes as gb
@@ -325,50 +326,12 @@ def test_graph_mode_loader_runs_the_boxes_signature(exported, encoded):
         np.testing.assert_allclose(value, reference[key].numpy(), atol=1e-4)
 
 
-class StandIn(BaseHTTPRequestHandler):
-    """TF Serving's REST predict as documented (row and columnar requests, {"b64"} decoding), with its
-    message for a signature the model lacks."""
-    signatures = None
-    asked = []
-
-    def do_POST(self):  # noqa: N802
-        import base64
-
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        name = body.get("signature_name", "serving_default")
-        self.asked.append(name)
-        if name not in self.signatures:
-            return self._answer(400, {"error": f'Serving signature name: "{name}" not found in signature def'})
-        if "instances" in body:
-            inputs = {k: [row[k] for row in body["instances"]] for k in body["instances"][0]}
-        else:
-            inputs = body["inputs"]
-        tensors = {k: tf.constant([base64.b64decode(v["b64"]) for v in value]) if k == "image_bytes"
-                   else tf.constant(value, tf.float32) for k, value in inputs.items()}
-        outputs = {k: v.numpy().tolist() for k, v in self.signatures[name](**tensors).items()}
-        if "instances" in body:
-            count = len(next(iter(outputs.values())))
-            return self._answer(200, {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]})
-        return self._answer(200, {"outputs": outputs})
-
-    def _answer(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StandInServing)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    StandIn.asked = []
+    StandInServing.asked = []
     yield f"127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
@@ -379,10 +342,10 @@ def test_client_takes_boxes_from_the_graph_and_falls_back_to_maps(exported, enco
     from db_tf.serving import ServingClient, ServingError
 
     _, loaded = exported
-    StandIn.signatures = dict(loaded.signatures)
+    StandInServing.signatures = dict(loaded.signatures)
     served = loaded.signatures["boxes"](image_bytes=tf.constant(encoded))
     results = ServingClient(server).detect(encoded)
-    assert StandIn.asked == ["boxes"]
+    assert StandInServing.asked == ["boxes"]
     for i, result in enumerate(results):
         n = int(served["num_boxes"][i])
         np.testing.assert_array_equal(np.asarray(result.polygons).reshape(-1, 4, 2), served["boxes"][i, :n])
@@ -391,17 +354,17 @@ def test_client_takes_boxes_from_the_graph_and_falls_back_to_maps(exported, enco
     # settings given: db_tf.postprocess on the maps, as before; in_graph=True sends them to boxes_tuned
     ServingClient(server, thresh=0.5).detect(encoded)
     tuned = ServingClient(server, in_graph=True).detect(encoded, thresh=0.4, box_thresh=0.4, unclip_ratio=1.4)
-    assert StandIn.asked[1:] == ["serving_default", "boxes_tuned"]
+    assert StandInServing.asked[1:] == ["serving_default", "boxes_tuned"]
     for x, y in zip(tuned, results):  # the shipped values sent explicitly: the same boxes
         assert len(x) == len(y) and all(np.array_equal(a, b) for a, b in zip(x.polygons, y.polygons))
     with pytest.raises(ValueError, match="all of"):
         ServingClient(server, in_graph=True).detect(encoded, thresh=0.5)
     # an export without the signature: one failed boxes request, then maps only
-    StandIn.signatures = {"serving_default": loaded.signatures["serving_default"]}
-    StandIn.asked = []
+    StandInServing.signatures = {"serving_default": loaded.signatures["serving_default"]}
+    StandInServing.asked = []
     client = ServingClient(server)
     first, second = client.detect(encoded), client.detect(encoded)
-    assert StandIn.asked == ["boxes", "serving_default", "serving_default"]
+    assert StandInServing.asked == ["boxes", "serving_default", "serving_default"]
     assert [len(r) for r in first] == [len(r) for r in second]
     with pytest.raises(ServingError, match="not found in signature def"):
         ServingClient(server, in_graph=True).detect(encoded)
