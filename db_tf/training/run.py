@@ -330,7 +330,8 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
 
 def _prepare_teacher(cfg, log):
     """Cache the distillation teacher's maps of every training image that has none yet (db_tf.tools.cache_teacher).
-    In a multi-worker run every worker checks; only the chief writes (workers wait for its files)."""
+    In a multi-worker run only the chief builds it: build the cache first (python -m db_tf.tools.cache_teacher)
+    where the workers do not share the chief's CACHE_DIR, else a worker's first sample without maps fails."""
     from db_tf import pretrained
     from db_tf.tools.cache_teacher import build_cache
 
