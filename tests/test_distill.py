@@ -260,3 +260,22 @@ def test_build_loss_reads_the_distill_section_only_with_a_teacher():
     config = loss.get_config()
     assert (config["distill_weight"], config["distill_thresh_weight"], config["distill_loss"]) == (4.0, 0.5, "mse")
     assert "distill_loss" in loss.reported_keys and DBLoss(**config).get_config() == config
+
+
+def test_the_recipe_takes_its_data_root_from_the_environment(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from db_tf.config import ConfigError
+
+    recipe = Path(__file__).resolve().parent.parent / "configs" / "ppocrv4_ic15_distill.py"
+    monkeypatch.delenv("ICDAR2015_ROOT", raising=False)
+    monkeypatch.delenv("MSRA_TD500_ROOT", raising=False)
+    with pytest.raises(ConfigError, match="set the environment variable ICDAR2015_ROOT"):
+        load_config(recipe)
+    monkeypatch.setenv("ICDAR2015_ROOT", str(tmp_path))
+    with pytest.raises(ConfigError, match="has no imgs/ folder"):
+        load_config(recipe)
+    (tmp_path / "imgs").mkdir()
+    cfg = load_config(recipe)
+    assert cfg.DATA.TRAIN[0]["images"] == str(tmp_path / "imgs") and cfg.DATA.TRAIN[0]["select"] == "0:900"
+    assert cfg.DATA.VAL[0]["select"] == "900:1000" and cfg.TRAIN.DISTILL.TEACHER == "ppocrv4_v6_ic15"

@@ -62,8 +62,13 @@ from db_tf.data import readers
 from db_tf.data.augment import augment
 from db_tf.data.image_io import read_image
 from db_tf.data.labels import label_kwargs, make_label_maps
-from db_tf.data.teacher_maps import (TEACHER_KEYS, TeacherCache, empty_teacher_maps, teacher_folder_name,
-                                    warp_teacher_maps)
+from db_tf.data.teacher_maps import (
+    TEACHER_KEYS,
+    TeacherCache,
+    empty_teacher_maps,
+    teacher_folder_name,
+    warp_teacher_maps,
+)
 from db_tf.preprocess import normalize
 
 log = logging.getLogger(__name__)

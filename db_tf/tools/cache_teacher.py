@@ -25,7 +25,7 @@ def build_cache(cfg, log=print):
     todo = [path for path in train_image_paths(cfg) if not cache.has(path)]
     if not todo:
         return folder, 0
-    from db_tf.detector import TextDetector   # TensorFlow only when there is work
+    from db_tf.detector import TextDetector  # TensorFlow only when there is work
 
     settings = {"short_side": int(distill.SHORT_SIDE)} if int(distill.SHORT_SIDE) else {}
     detector = TextDetector(weights=distill.TEACHER, batch_size=1, **settings)

@@ -31,14 +31,22 @@ from pathlib import Path
 import numpy as np
 
 from db_tf.data.augment import CROP_MODES
-from db_tf.data.pipeline import build_dataset, steps_per_epoch as pipeline_steps_per_epoch
+from db_tf.data.pipeline import build_dataset
+from db_tf.data.pipeline import steps_per_epoch as pipeline_steps_per_epoch
 from db_tf.training import strategy as dist
-from db_tf.training.callbacks import (CheckpointSaver, NonFiniteGuard, RunState, StepCounter, StopControl,
-                                      TensorBoardLogger, Validator)
+from db_tf.training.callbacks import (
+    CheckpointSaver,
+    NonFiniteGuard,
+    RunState,
+    StepCounter,
+    StopControl,
+    TensorBoardLogger,
+    Validator,
+)
 from db_tf.training.checkpoints import CheckpointManager, NonFiniteError, export_pretrained
 from db_tf.training.init_weights import format_report, load_matching_weights
-from db_tf.training.optim import (OPTIMIZERS, averaged_weights, build_optimizer, current_lr,
-                                  describe as describe_optimizer)
+from db_tf.training.optim import OPTIMIZERS, averaged_weights, build_optimizer, current_lr
+from db_tf.training.optim import describe as describe_optimizer
 
 RUN_FILE = "run.json"
 MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16")
@@ -330,7 +338,8 @@ def _train(cfg, init, resume, max_steps, time_limit, devices, verbose, run_eager
 
 def _prepare_teacher(cfg, log):
     """Cache the distillation teacher's maps of every training image that has none yet (db_tf.tools.cache_teacher).
-    In a multi-worker run every worker checks; only the chief writes (workers wait for its files)."""
+    In a multi-worker run only the chief builds it: build the cache first (python -m db_tf.tools.cache_teacher)
+    where the workers do not share the chief's CACHE_DIR, else a worker's first sample without maps fails."""
     from db_tf import presets
     from db_tf.tools.cache_teacher import build_cache
 
