@@ -270,12 +270,9 @@ def test_the_recipe_takes_its_data_root_from_the_environment(tmp_path, monkeypat
     recipe = Path(__file__).resolve().parent.parent / "configs" / "ppocrv4_ic15_distill.py"
     monkeypatch.delenv("ICDAR2015_ROOT", raising=False)
     monkeypatch.delenv("MSRA_TD500_ROOT", raising=False)
-    with pytest.raises(ConfigError, match="set the environment variable ICDAR2015_ROOT"):
+    with pytest.raises(ConfigError, match=r"reads its data from \$ICDAR2015_ROOT: set it"):
         load_config(recipe)
     monkeypatch.setenv("ICDAR2015_ROOT", str(tmp_path))
-    with pytest.raises(ConfigError, match="has no imgs/ folder"):
-        load_config(recipe)
-    (tmp_path / "imgs").mkdir()
     cfg = load_config(recipe)
     assert cfg.DATA.TRAIN[0]["images"] == str(tmp_path / "imgs") and cfg.DATA.TRAIN[0]["select"] == "0:900"
     assert cfg.DATA.VAL[0]["select"] == "900:1000" and cfg.TRAIN.DISTILL.TEACHER == "ppocrv4_v6_ic15"
