@@ -96,6 +96,7 @@ def test_parameter_counts_are_pinned_and_match_hand_count(backbone, neck):
     assert count == expected_parameter_count(backbone, neck) == PINNED_PARAMETERS[backbone, neck]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone,neck", [("resnet18", "fpn"), ("resnet50", "asf")])
 def test_training_outputs_at_640(backbone, neck):
     model = cached_model(backbone, neck)
@@ -339,6 +340,7 @@ def _batch_norms(model):
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+@pytest.mark.slow
 def test_overflowing_bn_statistics_skip_the_update(tiny):
     """A finite loss can come with a BN moving variance that overflowed (seen fine-tuning an imported
     model whose variances are ~1e8): the step must be skipped, not write Inf into the model."""
@@ -357,6 +359,7 @@ def test_overflowing_bn_statistics_skip_the_update(tiny):
     assert all(np.isfinite(v.numpy()).all() for v in model.non_trainable_variables)
 
 
+@pytest.mark.slow
 def test_freeze_batch_norm_can_keep_a_fresh_branch_trainable(tiny):
     model = tiny()
     norms = _batch_norms(model)
@@ -375,6 +378,7 @@ def test_freeze_batch_norm_can_keep_a_fresh_branch_trainable(tiny):
         assert changed == (layer in kept), layer.gamma.path
 
 
+@pytest.mark.slow
 def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
     model = tiny()
     trainable_before = len(model.trainable_variables)
@@ -394,6 +398,7 @@ def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
     np.testing.assert_allclose(model(images, training=True)["probability"], model(images), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_freeze_parts_trains_only_the_rest(tiny):
     model = tiny()
     with pytest.raises(ValueError, match=r"cannot freeze \['head'\]"):

@@ -227,6 +227,7 @@ def test_unlabelled_images_train_through_the_teacher_only(tiny, tmp_path):
     assert seen == {True, False}
 
 
+@pytest.mark.slow
 def test_training_with_a_teacher_resumes_exactly(tiny, tmp_path):
     """An interrupted run (stopped mid-epoch, then rerun) ends with the same weights as an uninterrupted one."""
     from db_tf.training.run import train

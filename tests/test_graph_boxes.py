@@ -244,6 +244,7 @@ def test_empty_and_blank_maps_give_no_boxes():
         assert boxes.shape == (0, 4, 2) and scores.shape == (0,)
 
 
+@pytest.mark.slow
 def test_batch_pads_to_the_largest_count_and_respects_valid_regions():
     a, b = synthetic_map(0, 96, 160, 6), synthetic_map(1, 128, 128, 3)
     batch = np.zeros((2, 128, 160, 1), np.float32)
