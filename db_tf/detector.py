@@ -254,20 +254,26 @@ class TextDetector:
     def tile_maps(self, image, return_maps=False):
         """One image's maps from overlapping windows (self.tile): the image is scaled by the tile zoom once,
         each window normalised and run (``batch_size`` windows per forward pass), and each map pixel taken
-        from the window that owns it (db_tf.tiling). Maps are (h, w) float32 at the scaled size."""
+        from the window that owns it (db_tf.tiling). Global pooling layers (squeeze-excite gates) take their
+        means from one pass over a preview of the whole scaled image instead of from each window
+        (db_tf/models/global_context.py). Maps are (h, w) float32 at the scaled size."""
         plan = tiling.plan_tiles(image.shape[:2], self.tile, self.settings["short_side"])
         scaled = pre.resize_image(image, plan.scaled_size)
+        preview = pre.resize_image(scaled, tiling.preview_size(plan.scaled_size, plan.tile_shape))
+        context = self._forward.record_context(self._normalize(preview)[None])
         stitched = {}
         for start in range(0, len(plan.windows), self.batch_size):
             group = plan.windows[start:start + self.batch_size]
-            batch = np.stack([tiling.pad_tile(pre.normalize(scaled[window.source], self.settings["mean"],
-                                                            self.settings["std"], self.settings["channel_order"]),
-                                              plan.tile_shape) for window in group])
-            for key, value in self._forward(batch, return_maps).items():
+            batch = np.stack([tiling.pad_tile(self._normalize(scaled[window.source]), plan.tile_shape)
+                              for window in group])
+            for key, value in self._forward(batch, return_maps, context).items():
                 target = stitched.setdefault(key, np.empty(plan.scaled_size, np.float32))
                 for row, window in enumerate(group):
                     target[window.owned] = value[row, :, :, 0][window.owned_in_tile]
         return stitched
+
+    def _normalize(self, pixels):
+        return pre.normalize(pixels, self.settings["mean"], self.settings["std"], self.settings["channel_order"])
 
     def postprocess(self, maps, image_size, **overrides):
         """Detections from one image's maps (as from predict_maps) for an image of size (height, width)."""
@@ -386,30 +392,54 @@ def _inference_model(model, precision):
 
 
 def _compiled_forward(model, freeze_weights=False):
-    """batch (N, H, W, 3) float32 -> dict of (N, H, W, 1) numpy maps.
-
-    A Keras model runs inside one tf.function with dynamic spatial dimensions: every image size reuses
-    the same graph (no retracing per size); with freeze_weights the graph is traced on first use with the
-    weights as constants. Other callables (e.g. test doubles) are called as they are.
-    """
-    compiled = {}
+    """A Forward for ``model``: compiled graphs for a Keras model, plain calls for other callables."""
     keras = sys.modules.get("keras")  # not imported yet: the model cannot be a Keras model (and TF stays unloaded)
     if keras is not None and isinstance(model, keras.Model):
-        for return_maps in (False, True):
-            compiled[return_maps] = InferenceGraph(model, return_maps, freeze_weights)
+        return Forward(model, freeze_weights)
+    return Forward(model, compiled=False)
 
-    def forward(batch, return_maps):
-        call = compiled.get(return_maps)
-        if call is None:
-            result = model(batch, training=False, return_maps=True) if return_maps else model(batch, training=False)
+
+class Forward:
+    """forward(batch (N, H, W, 3) float32, return_maps, context=None) -> dict of (N, H, W, 1) numpy maps.
+
+    A Keras model runs inside one tf.function with dynamic spatial dimensions: every image size reuses the
+    same graph (no retracing per size); with freeze_weights the graph is traced on first use with the weights
+    as constants. ``context``: the pooled means of ``record_context`` (a preview of the whole image), used by
+    every global pooling layer instead of the batch's own (tiled inference). Other callables (e.g. test
+    doubles) are called as they are and have no context.
+    """
+
+    def __init__(self, model, freeze_weights=False, compiled=True):
+        self.model = model
+        self.compiled = compiled
+        self.graphs = {return_maps: InferenceGraph(model, return_maps, freeze_weights)
+                       for return_maps in (False, True)} if compiled else {}
+        self.context_graphs = {}
+
+    def __call__(self, batch, return_maps, context=None):
+        if not self.compiled:
+            result = self.model(batch, training=False, return_maps=True) if return_maps \
+                else self.model(batch, training=False)
+        elif context:
+            graph = self.context_graphs.get(return_maps)
+            if graph is None:
+                graph = self.context_graphs[return_maps] = ContextGraph(self.model, return_maps, context)
+            result = graph(batch, context)
         else:
-            result = call(batch)
+            result = self.graphs[return_maps](batch)
         if isinstance(result, dict):
             keys = ("probability", "threshold", "binary") if return_maps else ("probability",)
             return {k: np.asarray(result[k]) for k in keys if k in result}
         return {"probability": np.asarray(result)}
 
-    return forward
+    def record_context(self, preview):
+        """The spatial means of the model's global pooling layers on ``preview`` (1, H, W, 3): a dict, empty
+        for a model without such layers (or a plain callable)."""
+        if not self.compiled:
+            return {}
+        if "record" not in self.context_graphs:
+            self.context_graphs["record"] = RecordGraph(self.model)
+        return self.context_graphs["record"](preview)
 
 
 class InferenceGraph:
@@ -438,3 +468,43 @@ class InferenceGraph:
         frozen = freeze_concrete_function(concrete)   # returns the outputs as a flat list
         return lambda images: tf.nest.pack_sequence_as(concrete.structured_outputs,
                                                        frozen(tf.convert_to_tensor(images, tf.float32)))
+
+
+class RecordGraph:
+    """images (1, H, W, 3) -> {context key: (1, C) mean} of the model's global pooling layers, one graph."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        from db_tf.models import global_context
+
+        def record(images):
+            with global_context.recording() as means:
+                model(images, training=False)
+            return dict(means)
+
+        self.function = tf.function(record, input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
+                                    autograph=False)
+
+    def __call__(self, images):
+        return self.function(images)
+
+
+class ContextGraph:
+    """model(images, ...) with every global pooling layer replaying the recorded means, one graph."""
+
+    def __init__(self, model, return_maps, context):
+        import tensorflow as tf
+
+        from db_tf.models import global_context
+
+        def replay(images, means):
+            with global_context.replaying(means):
+                return model(images, training=False, return_maps=return_maps)
+
+        means_spec = {key: tf.TensorSpec(value.shape, value.dtype) for key, value in context.items()}
+        self.function = tf.function(replay, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                                             means_spec], autograph=False)
+
+    def __call__(self, images, context):
+        return self.function(images, context)

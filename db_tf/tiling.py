@@ -142,6 +142,29 @@ def axis_windows(length, size, overlap):
             for i, start in enumerate(starts)]
 
 
+PREVIEW_WINDOWS = 4   # the whole-image preview has at most the pixels of this many windows
+
+
+def preview_size(scaled_size, tile_shape):
+    """(height, width) of the whole-image preview whose pooled means stand in for each window's own
+    (db_tf/models/global_context.py): the scaled image itself when it has at most the pixels of
+    PREVIEW_WINDOWS windows (then the gates are exactly the whole image's), else the scaled image shrunk to
+    that many pixels (gates from a coarser view), so memory stays bounded. Sides are multiples of 32."""
+    height, width = scaled_size
+    budget = tile_shape[0] * tile_shape[1] * PREVIEW_WINDOWS
+    shrink = min(1.0, math.sqrt(budget / (height * width)))
+    if shrink == 1.0:
+        return tuple(max(SIZE_MULTIPLE, int(round(side / SIZE_MULTIPLE)) * SIZE_MULTIPLE) for side in scaled_size)
+    # shrink, then fit the other side to what the first (at least 32) left of the budget
+    preview_height = _floor_multiple(max(SIZE_MULTIPLE, height * shrink))
+    preview_width = _floor_multiple(max(SIZE_MULTIPLE, min(width * shrink, budget // preview_height)))
+    return _floor_multiple(max(SIZE_MULTIPLE, min(preview_height, budget // preview_width))), preview_width
+
+
+def _floor_multiple(value):
+    return int(value) // SIZE_MULTIPLE * SIZE_MULTIPLE
+
+
 def pad_tile(crop, tile_shape, fill=0):
     """A window's crop (``image[window.source]``, cut short at the image's bottom / right) padded with ``fill``
     to ``tile_shape``."""

@@ -27,6 +27,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from db_tf.models.global_context import spatial_mean
+
 BN_EPSILON = 1e-5          # PaddlePaddle's default; Keras' default 1e-3 would change the outputs
 HARD_SIGMOID_SLOPE = 1.0 / 6.0  # the backbone's squeeze-excite gate; the RSEFPN neck uses 0.2
 
@@ -98,7 +100,7 @@ class SqueezeExcite(layers.Layer):
         return hard_sigmoid(self.excite(self.squeeze(pooled)), self.slope)
 
     def call(self, x):
-        return x * ops.cast(self.gate(ops.mean(x, axis=(1, 2)))[:, None, None, :], x.dtype)
+        return x * ops.cast(self.gate(spatial_mean(self, x))[:, None, None, :], x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction, "slope": self.slope}

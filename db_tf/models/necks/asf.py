@@ -18,6 +18,7 @@ The paper's figure shows the same structure; where it is less precise we follow 
 """
 from keras import layers, ops
 
+from db_tf.models.global_context import spatial_mean
 from db_tf.models.necks.fpn import DBFPN, conv_init
 
 
@@ -54,7 +55,7 @@ class ASFNeck(DBFPN):
     def attention(self, fused):
         """Per-pixel weights (N, H, W, 4) of the four levels, from the concatenated levels."""
         x = self.fuse_conv(fused)
-        pooled = ops.mean(x, axis=(1, 2), keepdims=True)
+        pooled = spatial_mean(self, x)[:, None, None, :]   # (N, 1, 1, C)
         channel = self.channel_expand(ops.relu(self.channel_reduce(pooled)))
         x1 = ops.sigmoid(channel) + x
         spatial = self.spatial_scale(ops.relu(self.spatial_conv(ops.mean(x1, axis=-1, keepdims=True))))

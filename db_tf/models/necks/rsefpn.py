@@ -10,6 +10,7 @@ training code could be read differently.
 from keras import layers, ops
 
 from db_tf.models.backbones.pplcnetv3 import SqueezeExcite
+from db_tf.models.global_context import spatial_mean
 from db_tf.models.upsample import upsample_nearest
 
 NECK_SE_SLOPE = 0.2
@@ -39,12 +40,12 @@ class ResidualSEConv(layers.Layer):
         if self.kernel_size == 1:
             return self._pointwise(x)
         y = self.conv(x)
-        gate = ops.cast(self.se.gate(ops.mean(y, axis=(1, 2))), y.dtype)
+        gate = ops.cast(self.se.gate(spatial_mean(self, y)), y.dtype)
         return y * (1.0 + gate[:, None, None, :])
 
     def _pointwise(self, x):
         kernel = ops.cast(self.conv.kernel[0, 0], x.dtype)                 # (C_in, C_out)
-        gate = ops.cast(self.se.gate(ops.matmul(ops.mean(x, axis=(1, 2)), kernel)), x.dtype)
+        gate = ops.cast(self.se.gate(ops.matmul(spatial_mean(self, x), kernel)), x.dtype)
         per_image_kernel = kernel[None] * (1.0 + gate[:, None, :])           # (N, C_in, C_out)
         n, h, w = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
         y = ops.matmul(ops.reshape(x, (n, h * w, x.shape[-1])), per_image_kernel)
