@@ -146,6 +146,8 @@ class DemoApp:
                     from db_tf.detector import TextDetector
 
                     source = TextDetector.from_preset(source)
+                # trace the forward graph now (shape-independent), so the forward times shown are the model's
+                source.predict_maps([np.zeros((64, 64, 3), np.uint8)], return_maps=True)
                 self._detectors[label] = source
             return self._detectors[label]
 
