@@ -63,7 +63,8 @@ def drawn(driver):
     shapes = driver.execute_script("""
         const overlay = document.getElementById('overlay');
         return [overlay.dataset.settings || null,
-                [...overlay.querySelectorAll('polygon.det')].map(p => [p.getAttribute('points'), p.getAttribute('class')])];
+                [...overlay.querySelectorAll('polygon.det')]
+                    .map(p => [p.getAttribute('points'), p.getAttribute('class')])];
     """)
     settings = json.loads(shapes[0]) if shapes[0] else None
     polygons = [[[int(v) for v in pair.split(",")] for pair in points.split()] for points, _ in shapes[1]]
@@ -95,8 +96,12 @@ def test_page_draws_the_library_detections_and_the_slider_recounts(demo_server, 
     try:
         image_path = repo_root / "figures" / "demo.jpg"
         detector = demo_server.app.detector(PRESET)        # the server's detector, called as the library
-        expected = detector.detect(str(image_path))
-        assert len(expected) > 0
+        # the page's forward pass also computes the threshold branch (for its maps), as detect(return_maps=True)
+        # does; the probability-only graph of detect() may round differently on other CPUs: within 1 pixel
+        expected = detector.detect(str(image_path), return_maps=True)
+        plain = detector.detect(str(image_path))
+        assert len(expected) == len(plain) > 0
+        assert max(np.abs(a - b).max() for a, b in zip(expected.polygons, plain.polygons)) <= 1
 
         driver.get(demo_server.url)
         options = wait_for(lambda: [o.get_attribute("value")
@@ -123,13 +128,13 @@ def test_page_draws_the_library_detections_and_the_slider_recounts(demo_server, 
 
         # box_thresh: press the right arrow until TextDetector predicts another count for the slider's value
         slider = driver.find_element(By.ID, "box-thresh")
-        maps = detector.detect(str(image_path), return_maps=True).extras["maps"]
+        maps = expected.extras["maps"]
         for _ in range(100):
             slider.send_keys(Keys.ARROW_RIGHT)
             value = float(slider.get_attribute("value"))
             if len(detector.postprocess(maps, expected.image_size, box_thresh=value)) != len(expected):
                 break
-        predicted = detector.detect(str(image_path), box_thresh=value)
+        predicted = detector.detect(str(image_path), box_thresh=value, return_maps=True)
         assert len(predicted) != len(expected)
         settings, polygons, _ = wait_for(lambda: drawn(driver)[0]["box_thresh"] == value and drawn(driver),
                                          f"the detections at box_thresh {value}")
@@ -139,7 +144,7 @@ def test_page_draws_the_library_detections_and_the_slider_recounts(demo_server, 
         # the polygon switch, also on the cached maps
         driver.find_element(By.CSS_SELECTOR, "input[name=mode][value=polygon]").click()
         settings, polygons, kinds = wait_for(lambda: drawn(driver)[0]["polygon"] and drawn(driver), "polygons")
-        in_polygons = detector.detect(str(image_path), box_thresh=value, polygon=True)
+        in_polygons = detector.detect(str(image_path), box_thresh=value, polygon=True, return_maps=True)
         assert polygons == as_lists(in_polygons) and set(kinds) <= {"det poly"}
         assert driver.find_element(By.ID, "count").text == str(len(in_polygons))
         assert demo_server.app.forward_passes == passes     # sliders and switch: post-processing only

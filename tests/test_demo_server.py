@@ -8,7 +8,6 @@ import fnmatch
 import io
 import json
 import socket
-import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -207,6 +206,7 @@ def test_page_is_served_and_needs_no_network(server):
 
 
 def test_static_files_are_package_data(repo_root):
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
     patterns = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["db_tf"]
     for path in STATIC_DIR.iterdir():
         relative = path.relative_to(repo_root / "db_tf").as_posix()
