@@ -5,10 +5,12 @@ TextDetector.detect on the same file, and moving the box_thresh slider with the 
 events) must show the count TextDetector predicts for the slider's value, without a new forward pass.
 DB_TF_DEMO_SCREENSHOT=figures/demo_page.png also writes the screenshot README shows.
 """
+import io
 import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -34,6 +36,8 @@ def browser(tmp_path):
     os.environ["SE_OFFLINE"] = "true"   # Selenium Manager must never download a browser or driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads"),
+                                              "download.prompt_for_download": False})
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1500,860", "--hide-scrollbars",
@@ -157,8 +161,35 @@ def test_page_draws_the_library_detections_and_the_slider_recounts(demo_server, 
         assert message.startswith("notes.jpg: not a usable image")
         assert driver.find_element(By.ID, "count").text == str(len(in_polygons))
         assert json.loads(driver.find_element(By.ID, "overlay").get_attribute("data-settings")) == settings
+
+        # a second image (a crop, as PNG): detected with the tuned settings, then both downloaded
+        crop = tmp_path / "crop.png"
+        cv2.imwrite(str(crop), cv2.imread(str(image_path))[300:640, 700:1280])
+        driver.find_element(By.ID, "files").send_keys(str(crop))
+        wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#image-list li")) == 2
+                 and "crop.png" in driver.find_element(By.ID, "photo-caption").text, "the second image")
+        tuned = {"box_thresh": value, "polygon": True}
+        crop_expected = detector.detect(str(crop), return_maps=True, **tuned)
+        assert drawn(driver)[1] == as_lists(crop_expected) and len(crop_expected) > 0
+        driver.find_element(By.ID, "download-icdar").click()
+        archive = wait_for(lambda: downloaded(tmp_path / "downloads" / "submission.zip"), "submission.zip")
+        with zipfile.ZipFile(io.BytesIO(archive)) as files:
+            assert sorted(files.namelist()) == ["res_crop.txt", "res_demo.txt"]
+            assert files.read("res_demo.txt").decode() == in_polygons.to_icdar()
+            assert files.read("res_crop.txt").decode() == crop_expected.to_icdar()
+        driver.find_element(By.ID, "download-json").click()
+        saved = json.loads(wait_for(lambda: downloaded(tmp_path / "downloads" / "detections.json"), "JSON"))
+        assert saved == {"demo": {"name": "demo.jpg", **in_polygons.to_json()},
+                         "crop": {"name": "crop.png", **crop_expected.to_json()}}
     finally:
         driver.quit()
+
+
+def downloaded(path):
+    """The file's bytes once Chromium has finished writing it (it writes <name>.crdownload first)."""
+    if path.is_file() and not path.with_name(path.name + ".crdownload").exists():
+        return path.read_bytes()
+    return None
 
 
 def check_screenshot(path):

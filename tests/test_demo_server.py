@@ -243,3 +243,26 @@ def test_cli_options_and_preset_labels(tmp_path, capsys):
     assert list(choices)[:3] == ["mine", "run/final", "mine (2)"]
     assert choices["ppocrv4_mobile"] == "ppocrv4_mobile"
     assert choices["mine"] == str(folder)
+
+
+@pytest.mark.slow
+def test_db_tf_demo_command_prints_its_url_and_serves(repo_root):
+    """The real command: `python -m db_tf demo --port 0` prints the URL it listens on, and the page is there."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "db_tf", "demo", "--port", "0"], cwd=repo_root,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("db-tf demo: open http://127.0.0.1:"), (line, process.stderr.read()
+                                                                      if process.poll() is not None else "")
+        url = line.split()[3]
+        with urllib.request.urlopen(url + "api/presets", timeout=30) as response:
+            listing = json.loads(response.read())
+        assert listing["default"] == "ppocrv4_mobile"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert b"db-tf demo" in response.read()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -169,7 +169,7 @@ class DemoApp:
 
     def image_jpeg(self, upload_id):
         image = self.upload(upload_id).image
-        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
         return encoded.tobytes()
 
     # ------------------------------------------------------------------------------------ detection
@@ -178,12 +178,7 @@ class DemoApp:
         upload = self.upload(upload_id)
         detector = self.detector(label)
         overrides = checked_settings(detector, settings)
-        maps, forward_ms = self.maps.get((upload_id, label)), None
-        if maps is None:
-            if not forward:
-                raise DemoError(HTTPStatus.CONFLICT, "the maps of this image are no longer cached: detect again")
-            maps, forward_ms = self._forward(detector, upload)
-            self.maps.put((upload_id, label), maps, sum(m.nbytes for m in maps.values()))
+        maps, forward_ms = self._maps(upload_id, label, forward)
         begin = time.perf_counter()
         result = self.postprocess(detector, upload, maps, overrides)
         postprocess_ms = (time.perf_counter() - begin) * 1000
@@ -195,12 +190,21 @@ class DemoApp:
                 "maps": {name: f"/api/map?{query}&name={name}" for name in MAP_NAMES
                          if name in maps or name == "bitmap"}}
 
-    def _forward(self, detector, upload):
+    def _maps(self, upload_id, label, forward=True):
+        """(maps, forward time in ms or None when cached) of an image under a preset; a forward pass if needed."""
+        maps = self.maps.get((upload_id, label))
+        if maps is not None:
+            return maps, None
+        if not forward:
+            raise DemoError(HTTPStatus.CONFLICT, "the maps of this image are no longer cached: detect again")
+        upload, detector = self.upload(upload_id), self.detector(label)
         with self._model_lock:
             begin = time.perf_counter()
             (maps,) = detector.predict_maps([upload.image], return_maps=True)
             self.forward_passes += 1
-            return maps, (time.perf_counter() - begin) * 1000
+            forward_ms = (time.perf_counter() - begin) * 1000
+        self.maps.put((upload_id, label), maps, sum(m.nbytes for m in maps.values()))
+        return maps, forward_ms
 
     @staticmethod
     def postprocess(detector, upload, maps, overrides):
@@ -214,10 +218,7 @@ class DemoApp:
         """The Detections object of a cached (or newly computed) result, for the exports."""
         upload, detector = self.upload(upload_id), self.detector(label)
         overrides = checked_settings(detector, settings)
-        maps = self.maps.get((upload_id, label))
-        if maps is None:
-            maps, _ = self._forward(detector, upload)
-            self.maps.put((upload_id, label), maps, sum(m.nbytes for m in maps.values()))
+        maps, _ = self._maps(upload_id, label)
         return upload, self.postprocess(detector, upload, maps, overrides)
 
     def map_png(self, upload_id, label, name, thresh=None):
