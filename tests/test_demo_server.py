@@ -136,6 +136,14 @@ def test_reduced_jpeg_decode_is_scaled_back_like_text_detector(detector):
     assert polygons_of(result) == [p.astype(int).tolist() for p in expected.polygons]
 
 
+def test_too_many_pixels_is_refused_with_the_file_name(detector):
+    from db_tf.data.image_io import ImageReadError
+
+    app = DemoApp({"red": detector}, max_pixels=10_000)
+    with pytest.raises(ImageReadError, match=r"big\.png: image is 320x240 \(76,800 pixels\), more than the limit"):
+        app.add_image(rectangles_png(), "folder/big.png")
+
+
 def test_bad_requests_get_a_message_and_the_server_keeps_serving(server):
     cases = [
         ("/api/images", b"this is not an image", 400, "not a usable image"),
@@ -176,6 +184,12 @@ def test_body_size_is_checked_before_reading_it(server):
     assert reply.startswith("HTTP/1.0 413") and "the request is 4.8 MB" in reply
     reply = raw_request(server, b"POST /api/images HTTP/1.0\r\nX-File-Name: a.png\r\n\r\nabc")
     assert reply.startswith("HTTP/1.0 411") and "Content-Length" in reply
+    reply = raw_request(server, b"GET /api/presets HTTP/1.0\r\nHost: rebound.example:8000\r\n\r\n")
+    assert reply.startswith("HTTP/1.0 403") and "its own address" in reply
+    port = server.server_address[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert raw_request(server, f"GET /api/presets HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()).startswith(
+            "HTTP/1.0 200")
     assert call(server, "/api/presets")[0] == 200
 
 
@@ -233,6 +247,11 @@ def test_cli_options_and_preset_labels(tmp_path, capsys):
     assert "no preset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         demo_cli.build_parser().parse_args(["--port", "70000"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert demo_cli.main(["--port", str(taken.getsockname()[1])]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model": {"backbone": "resnet18"}}))

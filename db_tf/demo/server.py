@@ -321,6 +321,8 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def _answer(self, route):
         try:
+            if not self.server.host_allowed(self.headers.get("Host", "")):
+                raise DemoError(HTTPStatus.FORBIDDEN, "this server answers requests for its own address only")
             route(urlsplit(self.path))
         except DemoError as exc:
             self._send_json({"error": exc.message}, exc.status)
@@ -419,6 +421,14 @@ class DemoServer(ThreadingHTTPServer):
         self.app = app
         self.verbose = verbose
         super().__init__((host, port), DemoHandler)
+
+    def host_allowed(self, host_header):
+        """A server on a loopback address answers only requests addressed to a loopback name: a web page
+        elsewhere cannot reach it through a DNS name that resolves to 127.0.0.1 (DNS rebinding)."""
+        if not self.server_address[0].startswith("127.") or not host_header:   # browsers always send Host
+            return True
+        name = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        return name.lower() in ("localhost", "[::1]") or name.startswith("127.")
 
     @property
     def url(self):
