@@ -5,6 +5,7 @@
     db-tf evaluate --images imgs/ --gt gts/ --weights ppocrv4_ic15
     db-tf export --weights ppocrv4_ic15 --format saved_model
     db-tf presets                             # the shipped presets
+    db-tf demo                                # a local web page to try presets and tune thresholds
     db-tf <tool> ...                          # sweep-postprocess, package-weights, import-ppocr, import-torch,
                                               # plot-curves, detection-sheet
 Each subcommand takes the options of its module's ``main`` (``db-tf detect --help``). Without --config the
@@ -21,6 +22,7 @@ COMMANDS = {
     "evaluate": ("db_tf.cli.evaluate", "score a model or detection files with the ICDAR 2015 protocol"),
     "export": ("db_tf.cli.export", "export to SavedModel (TF Serving), ONNX or TFLite"),
     "presets": ("db_tf.cli.presets", "list the shipped presets and their validation scores"),
+    "demo": ("db_tf.cli.demo", "a local web page: try presets on images, tune thresholds live"),
     "sweep-postprocess": ("db_tf.tools.sweep_postprocess", "choose post-processing settings on a validation set"),
     "package-weights": ("db_tf.tools.package_weights", "a run, a weight average or an ensemble -> a preset"),
     "import-ppocr": ("db_tf.tools.import_ppocr", "convert a PaddleOCR DB detector (ONNX) to Keras"),
