@@ -3,6 +3,7 @@ validation hmean of the fine-tuned presets in each precision.
 
     python bench/bench_precision.py speed                 # R18-DB and ppocrv4_mobile at 736x1280
     python bench/bench_precision.py speed --models ppocrv4_mobile --runs 6 --block 2
+    python bench/bench_precision.py speed --savedmodel    # also SavedModel exports, fp32 vs bf16, side by side
     python bench/bench_precision.py hmean                 # ppocrv4_ic15 and ppocrv4_v6_ic15, img_901..1000
     python bench/bench_precision.py hmean --models ppocrv4_ic15 --limit 20
 
@@ -51,13 +52,35 @@ def speed(args):
         for precision in ("float32", "bfloat16"):
             graph = InferenceGraph(inference_copy(model, precision), return_maps=False, freeze_weights=True)
             engines[precision] = lambda images, graph=graph: graph(tf.constant(images)).numpy()[0, :, :, 0]
+            if args.savedmodel:
+                engines[f"savedmodel {precision}"] = saved_model_engine(model, precision)
         difference = np.abs(engines["bfloat16"](x) - engines["float32"](x)).max()
         times = time_interleaved(engines, x, args.runs, args.warmup, args.block)
         medians = {k: float(np.median(v)) for k, v in times.items()}
-        print(f"{name} {height}x{width}: float32 {medians['float32']:.0f} ms, bfloat16 {medians['bfloat16']:.0f} ms"
-              f" (median of {len(times['float32'])}); bf16/fp32 = {medians['bfloat16'] / medians['float32']:.2f}"
-              f" (min ratio {times['bfloat16'].min() / times['float32'].min():.2f}); max |dP| {difference:.3f}",
-              flush=True)
+        for prefix in ("", "savedmodel ") if args.savedmodel else ("",):
+            fp32, bf16 = f"{prefix}float32", f"{prefix}bfloat16"
+            print(f"{name} {height}x{width} {prefix or 'TextDetector graph '}: float32 {medians[fp32]:.0f} ms, "
+                  f"bfloat16 {medians[bf16]:.0f} ms (median of {len(times[fp32])}); bf16/fp32 = "
+                  f"{medians[bf16] / medians[fp32]:.2f} (min ratio {times[bf16].min() / times[fp32].min():.2f})",
+                  flush=True)
+        print(f"  max |P_bf16 - P_fp32| {difference:.3f}", flush=True)
+
+
+def saved_model_engine(model, precision):
+    """The serving_float signature of a SavedModel export of ``model`` in ``precision`` (float RGB 0..255 in;
+    the timing input is noise either way)."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from db_tf.defaults import detector_defaults
+    from db_tf.export.saved_model import write_saved_model
+    from db_tf.models.precision import inference_copy
+
+    folder = Path(tempfile.mkdtemp(prefix=f"bench_precision_{precision}_"))
+    write_saved_model(inference_copy(model, precision), detector_defaults(), folder, signatures=("serving_float",))
+    served = tf.saved_model.load(str(folder)).signatures["serving_float"]
+    return lambda images: served(images=tf.constant(images))["probability"].numpy()[0, :, :, 0]
 
 
 def hmean(args):
@@ -88,6 +111,8 @@ def main(argv=None):
     timing.add_argument("--runs", type=int, default=8)
     timing.add_argument("--block", type=int, default=3)
     timing.add_argument("--warmup", type=int, default=2)
+    timing.add_argument("--savedmodel", action="store_true",
+                        help="also time SavedModel exports (export.py --precision) of each precision")
     accuracy = sub.add_parser("hmean")
     accuracy.add_argument("--models", nargs="+", default=["ppocrv4_ic15", "ppocrv4_v6_ic15"])
     accuracy.add_argument("--data", default=None, help="ICDAR 2015 train split folder (imgs/, gts/)")

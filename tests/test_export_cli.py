@@ -33,7 +33,7 @@ def test_saved_model_export_from_the_command_line(tiny_json, tmp_path, capsys):
     assert meta["preprocess"] == {"channel_order": "BGR", "mean": [0.485, 0.456, 0.406],
                                   "std": [0.229, 0.224, 0.225], "short_side": 64, "max_side": 128, "size": None}
     assert meta["postprocess"]["thresh"] == 0.35 and meta["postprocess"]["unclip_ratio"] == 1.7
-    difference = float(printed.split("max |exported - Keras| on a synthetic text image ")[1].split(")")[0])
+    difference = float(printed.split("|exported - Keras| on a synthetic text image: max ")[1].split(",")[0])
     assert difference < 1e-4
     assert f"-v {output.resolve()}:/models/dbnet" in printed
 

@@ -89,3 +89,37 @@ def test_pplcnetv3_layers_fold_in_float32_under_mixed_bfloat16():
     assert got.dtype == "bfloat16"
     got = np.asarray(keras.ops.cast(got, "float32"))
     assert np.abs(got - want).max() <= 0.033 * np.abs(want).max()
+
+
+def test_a_bfloat16_saved_model_serves_bfloat16_convolutions_with_float32_maps(tiny, tmp_path):
+    import tensorflow as tf
+
+    from db_tf.export import export
+    from db_tf.export.saved_model import read_metadata
+    from db_tf.models import DBNet
+
+    keras.utils.set_random_seed(1)
+    model = DBNet("tiny", inner_channels=16)
+    settings = {**TextDetector(model=model).settings, "short_side": 96, "max_side": 0}
+    path = export(model, settings, tmp_path / "exported", precision="bfloat16")[0]
+    assert read_metadata(path)["precision"] == "bfloat16"
+    assert {"boxes", "boxes_tuned"} <= set(read_metadata(path)["inputs"])
+    served = tf.saved_model.load(str(path)).signatures["serving_float"]
+    convolutions = [node for function in served.graph.as_graph_def().library.function for node in function.node_def
+                    if node.op.startswith("Conv2D")]
+    assert convolutions and all(node.attr["T"].type == tf.bfloat16.as_datatype_enum for node in convolutions)
+    image = np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    got = served(images=tf.constant(image[None].astype(np.float32)))["probability"].numpy()[0, :, :, 0]
+    full = TextDetector(model=model, short_side=96, max_side=0).predict_maps([image])[0]["probability"]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, full, atol=TOLERANCE["probability"])
+    assert np.abs(got - full).max() > 0
+
+
+def test_bfloat16_exports_other_than_saved_model_are_refused(tiny, tmp_path):
+    from db_tf.export import export
+    from db_tf.models import DBNet
+
+    model = DBNet("tiny", inner_channels=16)
+    with pytest.raises(ValueError, match="SavedModel exports only"):
+        export(model, TextDetector(model=model).settings, tmp_path, fmt="onnx", precision="bfloat16")

@@ -23,15 +23,26 @@ FORMATS = ("saved_model", "onnx", "tflite")
 PREPROCESS_KEYS = ("channel_order", "mean", "std", "short_side", "max_side", "size")
 
 
-def export_metadata(settings, model=None, name="dbnet", extra=None):
+def export_metadata(settings, model=None, name="dbnet", extra=None, fmt="saved_model", precision="float32"):
     """The JSON-able description written beside every export."""
     outputs = {"probability": "float32 (N, H, W, 1)", "original_size": "int32 (N, 2), serving_default",
                "resized_size": "int32 (N, 2), serving_default"}
     if settings.get("split_by_threshold"):
         outputs["threshold"] = "float32 (N, H, W, 1): threshold map, for postprocess split_by_threshold"
+    inputs = {"serving_default": {"image_bytes": "tf.string (N,): encoded image files"},
+              "serving_float / onnx / tflite": {"images": "float32 (N, H, W, 3): RGB 0..255"}}
+    if fmt == "saved_model":
+        inputs["boxes"] = {"image_bytes": "tf.string (N,): encoded image files"}
+        inputs["boxes_tuned"] = {"image_bytes": "tf.string (N,)", "thresh": "float32 (N,)",
+                                 "box_thresh": "float32 (N,)", "unclip_ratio": "float32 (N,)"}
+        outputs.update({"boxes": "float32 (N, K, 4, 2): boxes, boxes_tuned; x, y in original-image pixels, "
+                                 "clockwise from top-left",
+                        "scores": "float32 (N, K): boxes, boxes_tuned", "num_boxes": "int32 (N,): boxes, "
+                                                                                     "boxes_tuned"})
     meta = {"name": name,
-            "inputs": {"serving_default": {"image_bytes": "tf.string (N,): encoded image files"},
-                       "serving_float / onnx / tflite": {"images": "float32 (N, H, W, 3): RGB 0..255"}},
+            "format": fmt,
+            "precision": precision,
+            "inputs": inputs,
             "outputs": outputs,
             "preprocess": {k: _plain(settings.get(k)) for k in PREPROCESS_KEYS},
             "postprocess": {k: _plain(settings[k]) for k in POSTPROCESS_KEYS if k in settings}}
@@ -44,16 +55,26 @@ def export_metadata(settings, model=None, name="dbnet", extra=None):
 
 
 def export(model, settings, output_dir, fmt="saved_model", version=1, name="dbnet", overwrite=False,
-           opset=None, quantizations=("float32", "dynamic_int8"), extra_metadata=None):
-    """Export in one format; returns the list of written model paths (see the module doc for names)."""
+           opset=None, quantizations=("float32", "dynamic_int8"), extra_metadata=None, precision="float32"):
+    """Export in one format; returns the list of written model paths (see the module doc for names).
+
+    precision "bfloat16" (SavedModel only): the served network is a mixed_bfloat16 copy of ``model``
+    (db_tf/models/precision.py): convolutions in bfloat16, inputs, variables and maps float32.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    if precision != "float32":
+        if fmt != "saved_model":
+            raise ValueError(f"precision {precision!r} is for SavedModel exports only: ONNX Runtime and TFLite "
+                             f"have no bfloat16 convolutions on CPU (use float32, or tflite's dynamic_int8)")
+        from db_tf.models.precision import inference_copy
+        model = inference_copy(model, precision)
     for key in PREPROCESS_KEYS[:5]:
         if key not in settings:
             raise ValueError(f"export settings lack {key!r} (have {sorted(settings)})")
     if fmt == "tflite" and settings.get("split_by_threshold"):
         settings = {**settings, "split_by_threshold": False}   # TFLiteRunner reads one output: probability
-    metadata = export_metadata(settings, model, name, extra_metadata)
+    metadata = export_metadata(settings, model, name, extra_metadata, fmt, precision)
     output_dir = Path(output_dir)
     if fmt == "saved_model":
         from db_tf.export.saved_model import export_saved_model
