@@ -33,12 +33,13 @@ def export_metadata(settings, model=None, name="dbnet", extra=None, fmt="saved_m
               "serving_float / onnx / tflite": {"images": "float32 (N, H, W, 3): RGB 0..255"}}
     if fmt == "saved_model":
         inputs["boxes"] = {"image_bytes": "tf.string (N,): encoded image files"}
-        inputs["boxes_tuned"] = {"image_bytes": "tf.string (N,)", "thresh": "float32 (N,)",
-                                 "box_thresh": "float32 (N,)", "unclip_ratio": "float32 (N,)"}
-        outputs.update({"boxes": "float32 (N, K, 4, 2): boxes, boxes_tuned; x, y in original-image pixels, "
-                                 "clockwise from top-left",
-                        "scores": "float32 (N, K): boxes, boxes_tuned", "num_boxes": "int32 (N,): boxes, "
-                                                                                     "boxes_tuned"})
+        inputs["boxes_tuned"] = {"image_bytes": "tf.string (N,)", "thresh": "float32 scalar",
+                                 "box_thresh": "float32 scalar", "unclip_ratio": "float32 scalar"}
+        outputs["original_size"] = "int32 (N, 2), serving_default, boxes, boxes_tuned"
+        outputs.update({"boxes": "float32 (N, K, 4, 2), boxes, boxes_tuned: x, y in original-image pixels, "
+                                 "clockwise from top-left; image i's are boxes[i, :num_boxes[i]]",
+                        "scores": "float32 (N, K), boxes, boxes_tuned",
+                        "num_boxes": "int32 (N,), boxes, boxes_tuned"})
     meta = {"name": name,
             "format": fmt,
             "precision": precision,
