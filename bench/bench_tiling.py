@@ -12,7 +12,9 @@ detected four ways with the preset's own settings; ICDAR 2015 precision / recall
   long-side   the upscaled image resized so its long side is max_side (2560: "plain resizing to the default
               long side"; about 2x the model's zoom for a short_side-736 preset),
   tiled       the upscaled image in --tile-size windows (--tile-overlap) at the model's own zoom
-              (tile scale None: short_side / the image's short side), stitched, post-processed once.
+              (tile scale None: short_side / the image's short side), stitched, post-processed once;
+              global pooling (squeeze-excite) takes its means from a whole-image preview,
+  tiled-own   (--own-gates) the same, each window pooling only itself.
 page: --pages synthetic document pages (white, black Hershey-font words 12-20 px high, word boxes as GT),
 detected without tiles (the policy zoom, and the long side at max_side) and with tiles at each --tile-scale.
 Recall (and precision) per mode, and the forward windows used; max_candidates is raised to 20000 for every
@@ -46,6 +48,10 @@ def ic15x3(args):
                                        **_settings(base, exclude=("short_side",))),
              "tiled": TextDetector(model=model, freeze_weights=True, tile=tile, batch_size=args.batch_size,
                                    **_settings(base))}
+    if args.own_gates:   # each window pools only itself (what tiles did before the whole-image context)
+        modes["tiled-own"] = TextDetector(model=model, freeze_weights=True, tile=tile, batch_size=args.batch_size,
+                                          **_settings(base))
+        modes["tiled-own"]._forward.record_context = lambda preview: {}
     scored = {mode: [] for mode in modes}
     seconds = dict.fromkeys(modes, 0.0)
     originals = validation_samples(args.data, limit=args.limit)
@@ -112,6 +118,10 @@ def page(args):
         tile = {"size": args.tile_size, "overlap": args.tile_overlap, "scale": scale}
         modes[f"tiled x{scale}"] = TextDetector(model=base.model, tile=tile, batch_size=args.batch_size,
                                                 **settings, short_side=base.settings["short_side"])
+        if args.own_gates:
+            own = modes[f"tiled-own x{scale}"] = TextDetector(model=base.model, tile=tile, batch_size=args.batch_size,
+                                                              **settings, short_side=base.settings["short_side"])
+            own._forward.record_context = lambda preview: {}
     pages = [draw_page(args.height, args.width, seed) for seed in range(args.pages)]
     print(f"{args.model}: {args.pages} page(s) {args.height}x{args.width}, "
           f"{sum(len(p) for _, p in pages)} words 12-20 px high")
@@ -137,6 +147,8 @@ def main(argv=None):
         command.add_argument("--tile-size", type=int, default=1024)
         command.add_argument("--tile-overlap", type=float, default=128)
         command.add_argument("--batch-size", type=int, default=1, help="windows per forward pass")
+        command.add_argument("--own-gates", action="store_true",
+                             help="also tile with each window's own squeeze-excite means (no whole-image context)")
     ic15 = sub.choices["ic15x3"]
     ic15.add_argument("--data", default=None, help="ICDAR 2015 train split folder (imgs/, gts/)")
     ic15.add_argument("--limit", type=int, default=None, help="only the first N validation images")
