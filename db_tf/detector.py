@@ -255,12 +255,14 @@ class TextDetector:
         """One image's maps from overlapping windows (self.tile): the image is scaled by the tile zoom once,
         each window normalised and run (``batch_size`` windows per forward pass), and each map pixel taken
         from the window that owns it (db_tf.tiling). Global pooling layers (squeeze-excite gates) take their
-        means from one pass over a preview of the whole scaled image instead of from each window
-        (db_tf/models/global_context.py). Maps are (h, w) float32 at the scaled size."""
+        means from one pass over the whole scaled image instead of from each window when it has at most the
+        pixels of tiling.PREVIEW_WINDOWS windows (db_tf/models/global_context.py). Maps are (h, w) float32 at
+        the scaled size."""
         plan = tiling.plan_tiles(image.shape[:2], self.tile, self.settings["short_side"])
         scaled = pre.resize_image(image, plan.scaled_size)
-        preview = pre.resize_image(scaled, tiling.preview_size(plan.scaled_size, plan.tile_shape))
-        context = self._forward.record_context(self._normalize(preview)[None])
+        preview = tiling.preview_size(plan.scaled_size, plan.tile_shape)
+        context = {} if preview is None else \
+            self._forward.record_context(self._normalize(pre.resize_image(scaled, preview))[None])
         stitched = {}
         for start in range(0, len(plan.windows), self.batch_size):
             group = plan.windows[start:start + self.batch_size]

@@ -147,22 +147,18 @@ PREVIEW_WINDOWS = 4   # the whole-image preview has at most the pixels of this m
 
 def preview_size(scaled_size, tile_shape):
     """(height, width) of the whole-image preview whose pooled means stand in for each window's own
-    (db_tf/models/global_context.py): the scaled image itself when it has at most the pixels of
-    PREVIEW_WINDOWS windows (then the gates are exactly the whole image's), else the scaled image shrunk to
-    that many pixels (gates from a coarser view), so memory stays bounded. Sides are multiples of 32."""
+    (db_tf/models/global_context.py), or None when there is none.
+
+    The preview is the scaled image itself (sides rounded to multiples of 32, as a whole image resized for
+    the network) when it has at most the pixels of PREVIEW_WINDOWS windows: then the gates are exactly the
+    whole image's. A larger image gets no preview and each window pools only itself, because a preview
+    shrunk to fit shows the text at another zoom, whose means do not suit the windows (on a 6000x8000 page
+    tiled at zoom 1, a preview at zoom 0.3 cost 18 % recall; bench/bench_tiling.py page --own-gates).
+    """
     height, width = scaled_size
-    budget = tile_shape[0] * tile_shape[1] * PREVIEW_WINDOWS
-    shrink = min(1.0, math.sqrt(budget / (height * width)))
-    if shrink == 1.0:
-        return tuple(max(SIZE_MULTIPLE, int(round(side / SIZE_MULTIPLE)) * SIZE_MULTIPLE) for side in scaled_size)
-    # shrink, then fit the other side to what the first (at least 32) left of the budget
-    preview_height = _floor_multiple(max(SIZE_MULTIPLE, height * shrink))
-    preview_width = _floor_multiple(max(SIZE_MULTIPLE, min(width * shrink, budget // preview_height)))
-    return _floor_multiple(max(SIZE_MULTIPLE, min(preview_height, budget // preview_width))), preview_width
-
-
-def _floor_multiple(value):
-    return int(value) // SIZE_MULTIPLE * SIZE_MULTIPLE
+    if height * width > tile_shape[0] * tile_shape[1] * PREVIEW_WINDOWS:
+        return None
+    return tuple(max(SIZE_MULTIPLE, int(round(side / SIZE_MULTIPLE)) * SIZE_MULTIPLE) for side in scaled_size)
 
 
 def pad_tile(crop, tile_shape, fill=0):

@@ -125,12 +125,26 @@ def test_every_global_pooling_layer_of_the_architectures_is_recorded(backbone, n
 
 @pytest.mark.parametrize("scaled,tile", [((96, 160), (64, 64)), ((1248, 2304), (1024, 1024)),
                                          ((6000, 8000), (1024, 1024)), ((30, 5000), (32, 1024))])
-def test_the_preview_is_the_scaled_image_when_it_fits_and_bounded_otherwise(scaled, tile):
-    height, width = preview_size(scaled, tile)
-    budget = tile[0] * tile[1] * PREVIEW_WINDOWS
-    assert height % 32 == 0 and width % 32 == 0 and height >= 32 and width >= 32
-    if scaled[0] * scaled[1] <= budget:
-        assert (height, width) == tuple(max(32, round(side / 32) * 32) for side in scaled)
+def test_the_preview_is_the_scaled_image_when_it_fits_and_none_otherwise(scaled, tile):
+    size = preview_size(scaled, tile)
+    if scaled[0] * scaled[1] <= tile[0] * tile[1] * PREVIEW_WINDOWS:
+        assert size == tuple(max(32, round(side / 32) * 32) for side in scaled)
     else:
-        assert height * width <= budget
-        assert abs(height / width - scaled[0] / scaled[1]) < 32 / min(height, width) + 0.01   # shape kept
+        assert size is None
+
+
+def test_an_image_too_large_for_a_preview_is_tiled_with_each_window_s_own_gates(se_model):
+    # 64-windows over 192x256 = 49152 px > 4 x 4096: no preview, so each window pools itself
+    image = image_of_noise(192, 256)
+    settings = dict(mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], channel_order="RGB")
+    tiled = TextDetector(model=se_model, tile={"size": 64, "overlap": 0, "scale": 1.0}, **settings)
+    recorded = []
+    tiled._forward.record_context = lambda preview: recorded.append(preview.shape) or {}
+    stitched = tiled.predict_maps([image])[0]["probability"]
+    assert recorded == []
+    by_hand = np.zeros((192, 256), np.float32)   # each 64x64 window run alone
+    for top in range(0, 192, 64):
+        for left in range(0, 256, 64):
+            window = (image[top:top + 64, left:left + 64] / 255.0 - 0.5) / 0.25
+            by_hand[top:top + 64, left:left + 64] = np.asarray(se_model(window[None].astype(np.float32)))[0, :, :, 0]
+    assert_maps_match(stitched, by_hand)
