@@ -10,6 +10,9 @@ ended within the seed spread of the shipped model. Here the teacher gets a large
   * the backbone learns (at half the lr): labels alone overfit 900 images when it did (stages 5-6), the
     teacher's soft maps on every pixel are a regulariser that labels are not;
   * MSRA-TD500 train images (when MSRA_TD500_ROOT is set), labelled by the teacher alone, a quarter of the batches.
+
+Result (run 3 in docs/distillation.md): epoch 1 (step 150) P 0.765 R 0.784 H 0.774, 0.02 below the starting
+model; stopped at step 159.
 """
 from pathlib import Path
 
