@@ -12,7 +12,7 @@ alike. Reported per engine: the median, the 10th-90th percentile range and the m
 and minimum relative to onnxruntime's.
 - keras-frozen: what db_tf.detector.TextDetector runs for a model it loaded itself: the Keras model
   traced once with a dynamic (None, None, None, 3) input signature and its weights frozen to constants
-  (db_tf.detector.InferenceGraph); TensorFlow's default threads.
+  (db_tf.forward.InferenceGraph); TensorFlow's default threads.
 - keras: the same tf.function without freezing (what TextDetector(model=...) runs, e.g. the validation
   during training, whose weights keep changing).
 - keras-static: the same with the input shape fixed (one graph per size).
@@ -48,7 +48,7 @@ def keras_engines(model, height, width, names):
 
     dynamic = tf.TensorSpec([None, None, None, 3], tf.float32)
     static = tf.TensorSpec([1, height, width, 3], tf.float32)
-    from db_tf.detector import InferenceGraph
+    from db_tf.forward import InferenceGraph
 
     factories = {
         "keras-frozen": lambda: InferenceGraph(model, return_maps=False, freeze_weights=True),

@@ -8,7 +8,7 @@ validation hmean of the fine-tuned presets in each precision.
     python bench/bench_precision.py hmean --models ppocrv4_ic15 --limit 20
 
 speed: one forward pass of a (1, 736, 1280, 3) batch to the probability map, as TextDetector runs it
-(the frozen inference graph, db_tf.detector.InferenceGraph), float32 and bfloat16 taking turns in one process
+(the frozen inference graph, db_tf.forward.InferenceGraph), float32 and bfloat16 taking turns in one process
 (bench_ppocr.time_interleaved: rounds of --block back-to-back calls per engine, first call of each block
 dropped), so load from other processes hits both alike. "r18" is DBNet ResNet-18 / FPN 256 with random
 weights (speed does not depend on the values). Also printed: max |P_bf16 - P_fp32| on the timing input.
@@ -41,7 +41,7 @@ def speed(args):
     import tensorflow as tf
     from bench_ppocr import time_interleaved
 
-    from db_tf.detector import InferenceGraph
+    from db_tf.forward import InferenceGraph
     from db_tf.models.precision import inference_copy
 
     height, width = args.size
