@@ -36,17 +36,17 @@ class Forward:
         self.compiled = compiled
         self.graphs = {return_maps: InferenceGraph(model, return_maps, freeze_weights)
                        for return_maps in (False, True)} if compiled else {}
-        self.context_graphs = {}
+        self.recording = None   # preview -> pooled means, one tf.function built on first use
+        self.replaying = {}     # return_maps -> tf.function(images, means), built on first use
 
     def __call__(self, batch, return_maps, context=None):
         if not self.compiled:
             result = self.model(batch, training=False, return_maps=True) if return_maps \
                 else self.model(batch, training=False)
         elif context:
-            graph = self.context_graphs.get(return_maps)
-            if graph is None:
-                graph = self.context_graphs[return_maps] = ContextGraph(self.model, return_maps, context)
-            result = graph(batch, context)
+            if return_maps not in self.replaying:
+                self.replaying[return_maps] = replaying_function(self.model, return_maps, context)
+            result = self.replaying[return_maps](batch, context)
         else:
             result = self.graphs[return_maps](batch)
         if isinstance(result, dict):
@@ -59,9 +59,9 @@ class Forward:
         for a model without such layers (or a plain callable)."""
         if not self.compiled:
             return {}
-        if "record" not in self.context_graphs:
-            self.context_graphs["record"] = RecordGraph(self.model)
-        return self.context_graphs["record"](preview)
+        if self.recording is None:
+            self.recording = recording_function(self.model)
+        return self.recording(preview)
 
 
 class InferenceGraph:
@@ -92,41 +92,31 @@ class InferenceGraph:
                                                        frozen(tf.convert_to_tensor(images, tf.float32)))
 
 
-class RecordGraph:
-    """images (1, H, W, 3) -> {context key: (1, C) mean} of the model's global pooling layers, one graph."""
+def recording_function(model):
+    """tf.function: images (1, H, W, 3) -> {context key: (1, C) mean} of the model's global pooling layers."""
+    import tensorflow as tf
 
-    def __init__(self, model):
-        import tensorflow as tf
+    from db_tf.models import global_context
 
-        from db_tf.models import global_context
+    def record(images):
+        with global_context.recording() as means:
+            model(images, training=False)
+        return dict(means)
 
-        def record(images):
-            with global_context.recording() as means:
-                model(images, training=False)
-            return dict(means)
-
-        self.function = tf.function(record, input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
-                                    autograph=False)
-
-    def __call__(self, images):
-        return self.function(images)
+    return tf.function(record, input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)], autograph=False)
 
 
-class ContextGraph:
-    """model(images, ...) with every global pooling layer replaying the recorded means, one graph."""
+def replaying_function(model, return_maps, context):
+    """tf.function: (images, means shaped as ``context``) -> model(images, ...) with every global pooling layer
+    replaying the recorded means."""
+    import tensorflow as tf
 
-    def __init__(self, model, return_maps, context):
-        import tensorflow as tf
+    from db_tf.models import global_context
 
-        from db_tf.models import global_context
+    def replay(images, means):
+        with global_context.replaying(means):
+            return model(images, training=False, return_maps=return_maps)
 
-        def replay(images, means):
-            with global_context.replaying(means):
-                return model(images, training=False, return_maps=return_maps)
-
-        means_spec = {key: tf.TensorSpec(value.shape, value.dtype) for key, value in context.items()}
-        self.function = tf.function(replay, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                                             means_spec], autograph=False)
-
-    def __call__(self, images, context):
-        return self.function(images, context)
+    means_spec = {key: tf.TensorSpec(value.shape, value.dtype) for key, value in context.items()}
+    return tf.function(replay, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), means_spec],
+                       autograph=False)
