@@ -239,8 +239,7 @@ class TextDetector:
                 continue
             resized, _ = pre.resize_for_inference(image, self.settings["short_side"], self.settings["max_side"],
                                                   self.settings["size"])
-            prepared.append(pre.normalize(resized, self.settings["mean"], self.settings["std"],
-                                          self.settings["channel_order"]))
+            prepared.append(self._normalize(resized))
             where.append(index)
         out = [{"probability": np.zeros((0, 0), np.float32)} for _ in images]
         if not prepared:

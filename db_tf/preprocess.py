@@ -72,7 +72,7 @@ def inference_size(height, width, short_side=736, max_side=2560, size=None):
         raise ValueError(f"image has no pixels (size {height}x{width})")
     if size is not None:
         fixed_h, fixed_w = (size, size) if np.isscalar(size) else size
-        return _nearest_multiple(fixed_h), _nearest_multiple(fixed_w)
+        return nearest_multiple(fixed_h), nearest_multiple(fixed_w)
     if short_side <= 0:
         raise ValueError(f"short_side must be positive, got {short_side}")
     scale = short_side / min(height, width)
@@ -121,5 +121,6 @@ def _ceil_multiple(value):
     return max(SIZE_MULTIPLE, int(math.ceil(value / SIZE_MULTIPLE - 1e-6)) * SIZE_MULTIPLE)
 
 
-def _nearest_multiple(value):
+def nearest_multiple(value):
+    """``value`` rounded to the nearest multiple of 32 (the network's stride), at least 32."""
     return max(SIZE_MULTIPLE, int(round(value / SIZE_MULTIPLE)) * SIZE_MULTIPLE)

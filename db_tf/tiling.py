@@ -1,5 +1,5 @@
-"""Tiled inference geometry (numpy only): run the network on overlapping windows of a large image at a chosen
-zoom and stitch one map, so memory is bounded by the windows in flight instead of by the image.
+"""Tiled inference geometry (numpy, no TensorFlow): run the network on overlapping windows of a large image at a
+chosen zoom and stitch one map, so memory is bounded by the windows in flight instead of by the image.
 
     spec = TileSpec.parse({"size": 1024, "overlap": 128})     # network pixels; overlap may be a fraction
     plan = plan_tiles(image.shape[:2], spec, short_side=736)  # zoom, scaled size, windows
@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from db_tf import defaults
-
-SIZE_MULTIPLE = 32
+from db_tf.preprocess import SIZE_MULTIPLE, nearest_multiple
 
 
 class TileError(ValueError):
@@ -149,16 +148,16 @@ def preview_size(scaled_size, tile_shape):
     """(height, width) of the whole-image preview whose pooled means stand in for each window's own
     (db_tf/models/global_context.py), or None when there is none.
 
-    The preview is the scaled image itself (sides rounded to multiples of 32, as a whole image resized for
-    the network) when it has at most the pixels of PREVIEW_WINDOWS windows: then the gates are exactly the
-    whole image's. A larger image gets no preview and each window pools only itself, because a preview
+    The preview is the scaled image itself (sides rounded to the nearest multiples of 32, the network's
+    stride) when it has at most the pixels of PREVIEW_WINDOWS windows: then the gates are exactly the whole
+    image's. A larger image gets no preview and each window pools only itself, because a preview
     shrunk to fit shows the text at another zoom, whose means do not suit the windows (on a 6000x8000 page
     tiled at zoom 1, a preview at zoom 0.3 cost 18 % recall; bench/bench_tiling.py page --own-gates).
     """
     height, width = scaled_size
     if height * width > tile_shape[0] * tile_shape[1] * PREVIEW_WINDOWS:
         return None
-    return tuple(max(SIZE_MULTIPLE, int(round(side / SIZE_MULTIPLE)) * SIZE_MULTIPLE) for side in scaled_size)
+    return tuple(nearest_multiple(side) for side in scaled_size)
 
 
 def pad_tile(crop, tile_shape, fill=0):
