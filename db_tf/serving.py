@@ -128,10 +128,7 @@ def grpc_request(images, model="dbnet", version=None, signature_name=SIGNATURE, 
 # ------------------------------------------------------------------------------------------ responses
 def parse_rest_response(body):
     """A REST :predict response (dict or JSON text; row or columnar format) -> list of ServedMaps."""
-    if isinstance(body, (str, bytes)):
-        body = json.loads(body)
-    if "error" in body:
-        raise ServingError(f"TF Serving error: {body['error']}")
+    body = _rest_body(body)
     if "predictions" in body:  # row format: one object per image
         rows = body["predictions"]
         if rows and not isinstance(rows[0], dict):
@@ -162,10 +159,7 @@ def parse_boxes(outputs):
 
 def parse_rest_boxes(body):
     """A REST :predict response of "boxes" / "boxes_tuned" (row or columnar) -> list of Detections."""
-    if isinstance(body, (str, bytes)):
-        body = json.loads(body)
-    if "error" in body:
-        raise ServingError(f"TF Serving error: {body['error']}")
+    body = _rest_body(body)
     if "predictions" in body:  # row format: one object per image
         rows = body["predictions"]
         return parse_boxes({name: [row[name] for row in rows] for name in BOX_OUTPUTS
@@ -173,6 +167,15 @@ def parse_rest_boxes(body):
     if "outputs" in body:
         return parse_boxes(body["outputs"])
     raise ServingError(f"unexpected TF Serving response with keys {sorted(body)}")
+
+
+def _rest_body(body):
+    """A REST :predict response as a dict (parsed from JSON text); ServingError for TF Serving's error answer."""
+    if isinstance(body, (str, bytes)):
+        body = json.loads(body)
+    if "error" in body:
+        raise ServingError(f"TF Serving error: {body['error']}")
+    return body
 
 
 def parse_grpc_response(response):
