@@ -23,18 +23,28 @@ def tiny_model(seed=0):
     keras.utils.set_random_seed(seed)
     model = DBNet(backbone="resnet18", inner_channels=64)
     rng = np.random.default_rng(seed)
+    draw_he_normal_kernels(model, rng)
+    spread_logits(model, rng.normal(size=(2, 64, 96, 3)).astype(np.float32))
+    return model
+
+
+def draw_he_normal_kernels(model, rng):
+    """Every kernel of ``model`` drawn He-normal from ``rng`` (one draw per layer, in weight order)."""
     for variable in model.weights:
         if variable.path.endswith("kernel"):
             fan_in = np.prod(variable.shape[:-1])
             variable.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), variable.shape).astype(np.float32))
-    images = rng.normal(size=(2, 64, 96, 3)).astype(np.float32)
+
+
+def spread_logits(model, images):
+    """Rescale the probability head's last deconvolution so the logits on ``images`` have mean 0 and
+    spread 1 (probabilities spread over (0, 1))."""
     logits = np.asarray(model(images, return_maps=True)["logits"])
     deconv = model.head.probability.deconv2
     bias = deconv.bias.numpy()
     scale = 1.0 / (logits - bias).std()
     deconv.kernel.assign(deconv.kernel.numpy() * scale)
     deconv.bias.assign(bias - scale * (logits - bias).mean())
-    return model
 
 
 def keras_reference(model, images, settings):

@@ -267,26 +267,20 @@ EXPORT_SETTINGS = {"channel_order": "RGB", "mean": [0.485, 0.456, 0.406], "std":
 def deform_model():
     """A small random DBNet on deform_resnet18 whose offsets are far from zero and whose probabilities spread
     over (0, 1) (He-normal kernels; the last deconvolution rescaled as in export_support.tiny_model)."""
+    from export_support import draw_he_normal_kernels, spread_logits
+
     from db_tf.models import DBNet
 
     keras.utils.set_random_seed(0)
     model = DBNet(backbone="deform_resnet18", inner_channels=64)
     rng = np.random.default_rng(0)
-    for variable in model.weights:
-        if variable.path.endswith("kernel"):
-            fan_in = np.prod(variable.shape[:-1])
-            variable.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), variable.shape).astype(np.float32))
+    draw_he_normal_kernels(model, rng)
     for layer in model.backbone.layers:
         if isinstance(layer, ModulatedDeformConv2D):   # offsets of about a pixel, masks spread over (0, 1)
             kernel = layer.conv_offset.kernel
             layer.conv_offset.kernel.assign(rng.normal(0, 0.3 / np.sqrt(np.prod(kernel.shape[:3])), kernel.shape))
             layer.conv_offset.bias.assign(rng.normal(0, 1.0, 27))
-    logits = np.asarray(model(rng.normal(size=(2, 64, 96, 3)).astype(np.float32), return_maps=True)["logits"])
-    deconv = model.head.probability.deconv2
-    bias = deconv.bias.numpy()
-    scale = 1.0 / (logits - bias).std()
-    deconv.kernel.assign(deconv.kernel.numpy() * scale)
-    deconv.bias.assign(bias - scale * (logits - bias).mean())
+    spread_logits(model, rng.normal(size=(2, 64, 96, 3)).astype(np.float32))
     return model
 
 
