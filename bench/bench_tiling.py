@@ -48,10 +48,9 @@ def ic15x3(args):
                                        **_settings(base, exclude=("short_side",))),
              "tiled": TextDetector(model=model, freeze_weights=True, tile=tile, batch_size=args.batch_size,
                                    **_settings(base))}
-    if args.own_gates:   # each window pools only itself (what tiles did before the whole-image context)
-        modes["tiled-own"] = TextDetector(model=model, freeze_weights=True, tile=tile, batch_size=args.batch_size,
-                                          **_settings(base))
-        modes["tiled-own"]._forward.record_context = lambda preview: {}
+    if args.own_gates:
+        modes["tiled-own"] = own_gates(TextDetector(model=model, freeze_weights=True, tile=tile,
+                                                    batch_size=args.batch_size, **_settings(base)))
     scored = {mode: [] for mode in modes}
     seconds = dict.fromkeys(modes, 0.0)
     originals = validation_samples(args.data, limit=args.limit)
@@ -68,6 +67,12 @@ def ic15x3(args):
         t = score(items)
         print(f"  {mode:10s} precision {t['precision']:.4f} recall {t['recall']:.4f} hmean {t['hmean']:.4f}"
               f"  ({seconds[mode] / len(items):.2f} s/image)", flush=True)
+
+
+def own_gates(detector):
+    """``detector`` with each window pooling only itself (no whole-image context), as tiles did before it."""
+    detector._forward.record_context = lambda preview: {}
+    return detector
 
 
 def _settings(detector, exclude=()):
@@ -119,9 +124,9 @@ def page(args):
         modes[f"tiled x{scale}"] = TextDetector(model=base.model, tile=tile, batch_size=args.batch_size,
                                                 **settings, short_side=base.settings["short_side"])
         if args.own_gates:
-            own = modes[f"tiled-own x{scale}"] = TextDetector(model=base.model, tile=tile, batch_size=args.batch_size,
-                                                              **settings, short_side=base.settings["short_side"])
-            own._forward.record_context = lambda preview: {}
+            modes[f"tiled-own x{scale}"] = own_gates(TextDetector(model=base.model, tile=tile,
+                                                                  batch_size=args.batch_size, **settings,
+                                                                  short_side=base.settings["short_side"]))
     pages = [draw_page(args.height, args.width, seed) for seed in range(args.pages)]
     print(f"{args.model}: {args.pages} page(s) {args.height}x{args.width}, "
           f"{sum(len(p) for _, p in pages)} words 12-20 px high")
