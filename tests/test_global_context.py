@@ -98,15 +98,12 @@ def test_tiles_with_the_whole_image_context_give_the_whole_image_map(se_model):
 
 
 def pooling_layers(model):
-    return [layer for layer in model._flatten_layers()    # built: RepLKFPN leaves RSEFPN's smoothing unused
-            if isinstance(layer, (SqueezeExcite, ResidualSEConv, ASFNeck)) and layer.built
-            and not _inside_rse(layer, model)]
-
-
-def _inside_rse(layer, model):
-    """A ResidualSEConv's own SqueezeExcite: it pools through its parent (one mean per ResidualSEConv)."""
-    return isinstance(layer, SqueezeExcite) and any(
-        isinstance(parent, ResidualSEConv) and parent.se is layer for parent in model._flatten_layers())
+    """The layers that pool globally, counted by type; built only (RepLKFPN leaves RSEFPN's smoothing unused).
+    A ResidualSEConv's own SqueezeExcite pools through its parent: one mean per ResidualSEConv."""
+    built = [layer for layer in model._flatten_layers() if layer.built]
+    inner = {id(layer.se) for layer in built if isinstance(layer, ResidualSEConv)}
+    return [layer for layer in built
+            if isinstance(layer, (SqueezeExcite, ResidualSEConv, ASFNeck)) and id(layer) not in inner]
 
 
 @pytest.mark.parametrize("backbone,neck", [("pplcnetv3_x0_75", "rsefpn"), ("resnet18", "asf"),
