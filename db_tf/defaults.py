@@ -80,7 +80,7 @@ def default_config():
     cfg.TRAIN.WEIGHT_DECAY = 1e-4
     cfg.TRAIN.POLY_POWER = 0.9          # lr = LR * (1 - step / total_steps) ** POLY_POWER, per step
     cfg.TRAIN.WARMUP_STEPS = 0
-    cfg.TRAIN.FREEZE = []               # parts whose weights stay as loaded: "backbone", "neck" (little data)
+    cfg.TRAIN.FREEZE = []               # parts whose weights stay as loaded: "backbone", "neck", "backbone/stage1"
     cfg.TRAIN.FREEZE_BN = False          # BatchNorm in inference mode, gamma/beta fixed (fine-tuning, small batches)
     cfg.TRAIN.FREEZE_BN_EXCEPT = []      # layer paths whose BN stays trainable, e.g. ["head/threshold"] (fresh)
     cfg.TRAIN.CLIPNORM = 0.0            # 0 = no gradient clipping

@@ -61,8 +61,9 @@ def tiny_backbone(weights=None, name="tiny"):
     images = keras.Input((None, None, 3))
     x, features = images, []
     for i, stride in enumerate((4, 2, 2, 2)):
-        x = layers.Conv2D(4 * 2 ** i, max(3, stride), strides=stride, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.Conv2D(4 * 2 ** i, max(3, stride), strides=stride, padding="same", use_bias=False,
+                          name=f"stage{i + 1}_conv")(x)
+        x = layers.ReLU()(layers.BatchNormalization(name=f"stage{i + 1}_bn")(x))
         features.append(x)
     return keras.Model(images, features, name=name)
 
@@ -401,7 +402,7 @@ def test_freeze_batch_norm_keeps_statistics_and_affine_fixed(tiny):
 @pytest.mark.slow
 def test_freeze_parts_trains_only_the_rest(tiny):
     model = tiny()
-    with pytest.raises(ValueError, match=r"cannot freeze \['head'\]"):
+    with pytest.raises(ValueError, match=r"cannot freeze 'head'"):
         model.freeze_parts(["head"])
     backbone_weights = sum(int(np.prod(w.shape)) for w in model.backbone.weights)
     assert model.freeze_parts(["backbone"]) == backbone_weights > 0
@@ -415,3 +416,23 @@ def test_freeze_parts_trains_only_the_rest(tiny):
     assert not changed & backbone                      # statistics included: frozen BN runs in inference mode
     assert {w.path for w in model.neck.trainable_weights} <= changed
     assert {w.path for w in model.head.trainable_weights} <= changed
+
+
+@pytest.mark.slow
+def test_freeze_parts_by_layer_prefix_trains_the_deep_stages_only(tiny):
+    model = tiny()
+    with pytest.raises(ValueError, match=r"no layer of backbone starts with 'stage9'.*stage1_conv"):
+        model.freeze_parts(["backbone/stage9"])
+    early = [layer for layer in model.backbone.layers if layer.name[:6] in ("stage1", "stage2")]
+    assert len(early) == 4                                    # conv + BN of stages 1 and 2
+    early_weights = {w.path for layer in early for w in layer.weights}
+    assert model.freeze_parts(["backbone/stage1", "backbone/stage2"]) == sum(
+        int(np.prod(w.shape)) for layer in early for w in layer.weights)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=DBLoss())
+    images, labels = text_batch()
+    before = {w.path: np.array(w) for w in model.weights}
+    model.train_on_batch(images, labels)
+    changed = {w.path for w in model.weights if not np.array_equal(before[w.path], np.array(w))}
+    assert not changed & early_weights
+    assert {w.path for w in model.backbone.trainable_weights} <= changed    # stages 3 and 4 learn
+    assert len(model.backbone.trainable_weights) == 6                       # their kernel, gamma and beta

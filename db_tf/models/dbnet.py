@@ -90,18 +90,32 @@ class DBNet(PresetMixin, keras.Model):
     FREEZABLE_PARTS = ("backbone", "neck")
 
     def freeze_parts(self, parts):
-        """Stop training whole parts of the network ("backbone", "neck"): their weights stay as loaded and
-        their BatchNorm layers run in inference mode. For fine-tuning a pretrained model on little data,
-        where adapting fewer weights overfits less. Call before compiling. Returns the frozen weight count."""
-        unknown = sorted(set(parts) - set(self.FREEZABLE_PARTS))
-        if unknown:
-            raise ValueError(f"cannot freeze {unknown}: the parts that can be frozen are {self.FREEZABLE_PARTS}")
+        """Stop training parts of the network: their weights stay as loaded and their BatchNorm layers run in
+        inference mode. A part is "backbone" or "neck", or "backbone/<prefix>" for the part's layers whose names
+        start with the prefix (e.g. "backbone/stage4" freezes stage4_block1..5 of PP-LCNet), so the deep stages
+        can learn while the early ones stay. For fine-tuning a pretrained model on little data, where adapting
+        fewer weights overfits less. Call before compiling. Returns the frozen weight count."""
         frozen = 0
-        for part in dict.fromkeys(parts):
-            layer = getattr(self, part)
+        for layer in dict.fromkeys(layer for part in parts for layer in self._layers_of(part)):
+            if layer.trainable:
+                frozen += layer.count_params()
             layer.trainable = False
-            frozen += layer.count_params()
         return frozen
+
+    def _layers_of(self, part):
+        """The layers a FREEZE entry names (see freeze_parts); ValueError for a name that matches nothing."""
+        name, _, prefix = part.partition("/")
+        if name not in self.FREEZABLE_PARTS:
+            raise ValueError(f"cannot freeze {part!r}: the parts that can be frozen are {self.FREEZABLE_PARTS} "
+                             f"or their layers as '<part>/<layer name prefix>'")
+        whole = getattr(self, name)
+        if not prefix:
+            return [whole]
+        layers = [layer for layer in whole.layers if layer.name.startswith(prefix)]
+        if not layers:
+            names = ", ".join(layer.name for layer in whole.layers)
+            raise ValueError(f"cannot freeze {part!r}: no layer of {name} starts with {prefix!r} (its layers: {names})")
+        return layers
 
     def freeze_batch_norm(self, keep_trainable=()):
         """Run BatchNormalization layers in inference mode with fixed gamma/beta (Keras 3: trainable=False).

@@ -230,9 +230,11 @@ def check_config(cfg):
         problems.append(f"TRAIN.OPTIMIZER must be one of {OPTIMIZERS}, got {train.OPTIMIZER!r}")
     from db_tf.models import DBNet
 
-    unknown_parts = sorted(set(train.get("FREEZE", [])) - set(DBNet.FREEZABLE_PARTS))
+    unknown_parts = sorted({part for part in train.get("FREEZE", [])
+                            if part.partition("/")[0] not in DBNet.FREEZABLE_PARTS})
     if unknown_parts:
-        problems.append(f"TRAIN.FREEZE: cannot freeze {unknown_parts}; the parts are {DBNet.FREEZABLE_PARTS}")
+        problems.append(f"TRAIN.FREEZE: cannot freeze {unknown_parts}; the parts are {DBNet.FREEZABLE_PARTS} "
+                        f"or '<part>/<layer name prefix>'")
     if train.get("FREEZE_BN_EXCEPT") and not train.get("FREEZE_BN", False):
         problems.append("TRAIN.FREEZE_BN_EXCEPT only applies with TRAIN.FREEZE_BN=True")
     crop_mode = cfg.DATA.get("AUG", {}).get("CROP_MODE", "resize")
