@@ -98,6 +98,7 @@ def default_config():
     cfg.TRAIN.DISTILL.WEIGHT = 1.0      # weight of the probability-map term: mean over valid pixels of LOSS(P_t, P)
     cfg.TRAIN.DISTILL.THRESH_WEIGHT = 0.0   # weight of the threshold-map term: mean |teacher T - T| over valid pixels
     cfg.TRAIN.DISTILL.LOSS = "bce"      # bce (Bernoulli KL: BCE minus the teacher's entropy, 0 at a match) | mse | l1
+    cfg.TRAIN.DISTILL.HARD_FRACTION = 0.0   # (0, 1]: the P term averages only this fraction of pixels that differ most
     cfg.TRAIN.DISTILL.CACHE_DIR = "runs/teacher_cache"   # where the teacher's maps are cached, one file per image
     cfg.TRAIN.DISTILL.SHORT_SIDE = 0    # short side the teacher sees; 0 = the teacher's own setting
     cfg.TRAIN.CHECKPOINT_EVERY = 500    # steps

@@ -96,9 +96,13 @@ def bernoulli_kl(logits, target, eps=1e-7):
     return tf.maximum(bce - entropy, 0.0)   # >= 0 up to rounding
 
 
-def distill_map_loss(logits, teacher_prob, mask, kind="bce"):
+def distill_map_loss(logits, teacher_prob, mask, kind="bce", hard_fraction=0.0):
     """Mean over mask of the divergence between the teacher's P and the student's (kind: bce | mse | l1);
-    0 for an all-zero mask. logits: the student's pre-sigmoid P."""
+    0 for an all-zero mask. logits: the student's pre-sigmoid P.
+
+    hard_fraction in (0, 1]: the mean over only the ceil(fraction x valid pixels) of the batch where the maps
+    disagree most, as DB's BCE mines hard negatives: the plain mean is ruled by easy background, while the
+    student's and the teacher's errors differ on a few regions (text-like clutter, merged words)."""
     if kind == "bce":
         per_pixel = bernoulli_kl(logits, teacher_prob)
     elif kind == "mse":
@@ -107,7 +111,14 @@ def distill_map_loss(logits, teacher_prob, mask, kind="bce"):
         per_pixel = tf.abs(tf.sigmoid(logits) - teacher_prob)
     else:
         raise ValueError(f"distillation loss must be one of {DISTILL_LOSSES}, got {kind!r}")
-    return tf.math.divide_no_nan(tf.reduce_sum(per_pixel * mask), tf.reduce_sum(mask))
+    if not hard_fraction:
+        return tf.math.divide_no_nan(tf.reduce_sum(per_pixel * mask), tf.reduce_sum(mask))
+    valid = tf.reshape(mask, [-1]) > 0
+    count = tf.cast(tf.math.ceil(hard_fraction * tf.reduce_sum(tf.cast(valid, tf.float32))), tf.int32)
+    # invalid pixels sort last (divergences are >= 0 up to rounding), so the top `count` are all valid
+    candidates = tf.where(valid, tf.reshape(per_pixel, [-1]), -1.0)
+    hardest = tf.math.top_k(candidates, k=count, sorted=False).values
+    return tf.math.divide_no_nan(tf.reduce_sum(hardest), tf.cast(count, tf.float32))
 
 
 class DBLoss:
@@ -121,7 +132,7 @@ class DBLoss:
     """
 
     def __init__(self, alpha=5.0, beta=10.0, gamma=1.0, negative_ratio=3.0, binary="dice", min_negatives=100,
-                 distill_weight=0.0, distill_thresh_weight=0.0, distill_loss="bce"):
+                 distill_weight=0.0, distill_thresh_weight=0.0, distill_loss="bce", distill_hard_fraction=0.0):
         if binary not in ("dice", "bce"):
             raise ValueError(f"DBLoss binary must be 'dice' or 'bce', got {binary!r}")
         if distill_loss not in DISTILL_LOSSES:
@@ -129,6 +140,10 @@ class DBLoss:
         self.distill_weight = float(distill_weight)
         self.distill_thresh_weight = float(distill_thresh_weight)
         self.distill_loss = distill_loss
+        if not 0.0 <= float(distill_hard_fraction) <= 1.0:
+            raise ValueError(f"DBLoss distill_hard_fraction must be in [0, 1] (0 = every pixel), "
+                             f"got {distill_hard_fraction}")
+        self.distill_hard_fraction = float(distill_hard_fraction)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
@@ -167,7 +182,8 @@ class DBLoss:
         total = tf.constant(0.0)
         if self.distill_weight:
             logits = _float_map(outputs, "logits", "outputs")
-            total += self.distill_weight * distill_map_loss(logits, teacher_prob, mask, self.distill_loss)
+            total += self.distill_weight * distill_map_loss(logits, teacher_prob, mask, self.distill_loss,
+                                                            self.distill_hard_fraction)
         if self.distill_thresh_weight:
             threshold = _float_map(outputs, "threshold", "outputs")
             total += self.distill_thresh_weight * masked_l1_loss(threshold, teacher_thresh, mask)
@@ -178,17 +194,17 @@ class DBLoss:
                   "binary": self.binary, "min_negatives": self.min_negatives}
         if self.distill_weight or self.distill_thresh_weight:   # DBLoss(**config) rebuilds it either way
             config.update(distill_weight=self.distill_weight, distill_thresh_weight=self.distill_thresh_weight,
-                          distill_loss=self.distill_loss)
+                          distill_loss=self.distill_loss, distill_hard_fraction=self.distill_hard_fraction)
         return config
 
 
 def build_loss(loss_cfg, distill_cfg=None):
     """DBLoss from cfg.TRAIN.LOSS (ALPHA, BETA, GAMMA, NEGATIVE_RATIO, BINARY, optional MIN_NEGATIVES) and
-    cfg.TRAIN.DISTILL (WEIGHT, THRESH_WEIGHT, LOSS; only when its TEACHER is set)."""
+    cfg.TRAIN.DISTILL (WEIGHT, THRESH_WEIGHT, LOSS, HARD_FRACTION; only when its TEACHER is set)."""
     distill = {}
     if distill_cfg and distill_cfg.get("TEACHER"):
         distill = {"distill_weight": distill_cfg.WEIGHT, "distill_thresh_weight": distill_cfg.THRESH_WEIGHT,
-                   "distill_loss": distill_cfg.LOSS}
+                   "distill_loss": distill_cfg.LOSS, "distill_hard_fraction": distill_cfg.get("HARD_FRACTION", 0.0)}
     return DBLoss(alpha=loss_cfg.ALPHA, beta=loss_cfg.BETA, gamma=loss_cfg.GAMMA,
                   negative_ratio=loss_cfg.NEGATIVE_RATIO, binary=loss_cfg.BINARY,
                   min_negatives=loss_cfg.get("MIN_NEGATIVES", 100), **distill)

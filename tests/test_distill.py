@@ -50,6 +50,29 @@ def test_distillation_terms_match_a_hand_computation():
                          tf.constant(mask, tf.float32), "kl2")
 
 
+def test_the_hard_fraction_averages_the_most_divergent_valid_pixels():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (2, 5, 7))
+    teacher = rng.uniform(0, 1, (2, 5, 7))
+    mask = (rng.uniform(size=(2, 5, 7)) > 0.3).astype(np.float64)
+    mask[0, 0, 0], logits[0, 0, 0], teacher[0, 0, 0] = 0.0, 8.0, 0.0     # the worst pixel, but not valid
+    p = 1 / (1 + np.exp(-logits))
+    per_pixel = {"bce": numpy_kl(p, teacher), "mse": (p - teacher) ** 2, "l1": np.abs(p - teacher)}
+    args = [tf.constant(a, tf.float32) for a in (logits, teacher, mask)]
+    for kind, values in per_pixel.items():
+        valid = np.sort(values[mask > 0])[::-1]                         # the batch's valid pixels, worst first
+        for fraction in (0.1, 0.37, 1.0):
+            count = int(np.ceil(fraction * valid.size))
+            got = float(distill_map_loss(*args, kind, hard_fraction=fraction))
+            # float32 over <= 70 pixels: measured worst error 2e-7; a pixel more or less changes it by > 1e-3
+            assert got == pytest.approx(valid[:count].mean(), abs=1e-5), (kind, fraction)
+        assert float(distill_map_loss(*args, kind, hard_fraction=1.0)) == pytest.approx(
+            float(distill_map_loss(*args, kind)), abs=1e-6)
+    assert float(distill_map_loss(args[0], args[1], tf.zeros_like(args[2]), hard_fraction=0.5)) == 0.0
+    with pytest.raises(ValueError, match="distill_hard_fraction must be in"):
+        DBLoss(distill_weight=1.0, distill_hard_fraction=1.5)
+
+
 def test_the_kl_term_is_zero_when_the_student_matches_the_teacher():
     teacher = np.random.default_rng(0).uniform(0.01, 0.99, (2, 8, 8)).astype(np.float32)
     logits = np.log(teacher / (1 - teacher))
@@ -251,7 +274,7 @@ def test_training_with_a_teacher_resumes_exactly(tiny, tmp_path):
 
 def test_build_loss_reads_the_distill_section_only_with_a_teacher():
     cfg = load_config(overrides=["TRAIN.DISTILL.WEIGHT=4.0", "TRAIN.DISTILL.THRESH_WEIGHT=0.5",
-                                 "TRAIN.DISTILL.LOSS=mse"])
+                                 "TRAIN.DISTILL.LOSS=mse", "TRAIN.DISTILL.HARD_FRACTION=0.05"])
     from db_tf.losses import build_loss
 
     assert "distill_weight" not in build_loss(cfg.TRAIN.LOSS, cfg.TRAIN.DISTILL).get_config()
@@ -259,7 +282,8 @@ def test_build_loss_reads_the_distill_section_only_with_a_teacher():
     cfg.TRAIN.DISTILL.TEACHER = "ppocrv4_v6_ic15"
     loss = build_loss(cfg.TRAIN.LOSS, cfg.TRAIN.DISTILL)
     config = loss.get_config()
-    assert (config["distill_weight"], config["distill_thresh_weight"], config["distill_loss"]) == (4.0, 0.5, "mse")
+    assert (config["distill_weight"], config["distill_thresh_weight"], config["distill_loss"],
+            config["distill_hard_fraction"]) == (4.0, 0.5, "mse", 0.05)
     assert "distill_loss" in loss.reported_keys and DBLoss(**config).get_config() == config
 
 

@@ -199,12 +199,17 @@ def test_bad_training_settings_are_named_before_anything_runs():
     for key in ("TRAIN.VAL_EVERY", "TRAIN.KEEP_CHECKPOINTS", "TRAIN.CHECKPOINT_EVERY"):
         assert key in str(error.value)
     cfg = load_config(overrides=["TRAIN.OPTIMIZER=sgdm", "TRAIN.FREEZE_BN_EXCEPT=['head/threshold']",
-                                 "DATA.AUG.CROP_MODE='zoom'", "TRAIN.FREEZE=['backbone', 'head']"])
+                                 "DATA.AUG.CROP_MODE='zoom'", "TRAIN.FREEZE=['backbone/stage1', 'head', 'neck']",
+                                 "TRAIN.DISTILL.TEACHER=ppocrv4_v6_ic15", "TRAIN.DISTILL.LOSS=kl",
+                                 "TRAIN.DISTILL.WEIGHT=-1", "TRAIN.DISTILL.HARD_FRACTION=1.5"])
     with pytest.raises(TrainingError) as error:
         check_config(cfg)
     assert "TRAIN.OPTIMIZER must be one of" in str(error.value) and "FREEZE_BN=True" in str(error.value)
     assert "DATA.AUG.CROP_MODE must be one of" in str(error.value)
-    assert "TRAIN.FREEZE: cannot freeze ['head']" in str(error.value)
+    assert "TRAIN.FREEZE: cannot freeze ['head']" in str(error.value)   # a part's layer prefix is fine
+    for problem in ("DISTILL.LOSS must be one of", "WEIGHT and THRESH_WEIGHT must be >= 0",
+                    "HARD_FRACTION must be in [0, 1]"):
+        assert problem in str(error.value)
 
 
 def test_a_preset_name_and_a_different_init_model_are_refused():

@@ -248,6 +248,9 @@ def check_config(cfg):
             problems.append(f"TRAIN.DISTILL.LOSS must be one of {DISTILL_LOSSES}, got {distill.LOSS!r}")
         if float(distill.get("WEIGHT", 0.0)) < 0 or float(distill.get("THRESH_WEIGHT", 0.0)) < 0:
             problems.append("TRAIN.DISTILL.WEIGHT and THRESH_WEIGHT must be >= 0")
+        if not 0.0 <= float(distill.get("HARD_FRACTION", 0.0)) <= 1.0:
+            problems.append(f"TRAIN.DISTILL.HARD_FRACTION must be in [0, 1] (0 = every pixel), "
+                            f"got {distill.HARD_FRACTION}")
     if cfg.DATA.IMAGE_SIZE % 32:
         problems.append(f"DATA.IMAGE_SIZE must be a multiple of 32, got {cfg.DATA.IMAGE_SIZE}")
     if problems:
