@@ -17,6 +17,7 @@ Training with `model.fit`: `model.compile(optimizer=..., loss=DBLoss(...))` and 
 and works under tf.distribute and mixed precision: see `train_step`.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -95,12 +96,11 @@ class DBNet(PresetMixin, keras.Model):
         start with the prefix (e.g. "backbone/stage4" freezes stage4_block1..5 of PP-LCNet), so the deep stages
         can learn while the early ones stay. For fine-tuning a pretrained model on little data, where adapting
         fewer weights overfits less. Call before compiling. Returns the frozen weight count."""
-        frozen = 0
-        for layer in dict.fromkeys(layer for part in parts for layer in self._layers_of(part)):
-            if layer.trainable:
-                frozen += layer.count_params()
+        layers = [layer for part in parts for layer in self._layers_of(part)]
+        for layer in layers:
             layer.trainable = False
-        return frozen
+        weights = {weight.path: weight for layer in layers for weight in layer.weights}   # "backbone" + a prefix
+        return sum(int(np.prod(weight.shape)) for weight in weights.values())
 
     def _layers_of(self, part):
         """The layers a FREEZE entry names (see freeze_parts); ValueError for a name that matches nothing."""
