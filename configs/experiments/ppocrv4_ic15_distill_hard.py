@@ -13,9 +13,9 @@ from pathlib import Path
 
 from db_tf.config import load_config
 
-cfg = load_config(Path(__file__).parent / "ppocrv4_ic15_distill_heavy.py")
-
+cfg = load_config(Path(__file__).parents[1] / "ppocrv4_ic15_distill.py")
+cfg.TRAIN.DISTILL.THRESH_WEIGHT = 10.0        # run 4 (ppocrv4_ic15_distill_heavy.py)
 cfg.TRAIN.DISTILL.HARD_FRACTION = 0.05
-cfg.TRAIN.DISTILL.WEIGHT = 3.0
+cfg.TRAIN.DISTILL.WEIGHT = 3.0                # run 4's 30, scaled for a mean over the hardest 5 %
 
 cfg.TRAIN.RUN_DIR = "runs/ppocrv4_ic15_distill_hard"

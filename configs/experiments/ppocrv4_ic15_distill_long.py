@@ -18,7 +18,9 @@ from pathlib import Path
 
 from db_tf.config import load_config
 
-cfg = load_config(Path(__file__).parent / "ppocrv4_ic15_distill_heavy.py")
+cfg = load_config(Path(__file__).parents[1] / "ppocrv4_ic15_distill.py")
+cfg.TRAIN.DISTILL.WEIGHT = 30.0              # run 4 (ppocrv4_ic15_distill_heavy.py)
+cfg.TRAIN.DISTILL.THRESH_WEIGHT = 10.0
 
 cfg.MODEL.NAME = "ppocrv4_mobile"
 cfg.TRAIN.FREEZE = []

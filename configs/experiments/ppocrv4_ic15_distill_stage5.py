@@ -13,7 +13,9 @@ from pathlib import Path
 
 from db_tf.config import load_config
 
-cfg = load_config(Path(__file__).parent / "ppocrv4_ic15_distill_heavy.py")
+cfg = load_config(Path(__file__).parents[1] / "ppocrv4_ic15_distill.py")
+cfg.TRAIN.DISTILL.WEIGHT = 30.0              # run 4 (ppocrv4_ic15_distill_heavy.py)
+cfg.TRAIN.DISTILL.THRESH_WEIGHT = 10.0
 
 cfg.TRAIN.FREEZE = [f"backbone/{name}" for name in ("stem", "stage1", "stage2", "stage3", "stage4")]
 cfg.TRAIN.LR = 0.00003
