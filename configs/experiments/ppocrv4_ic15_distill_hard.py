@@ -8,6 +8,8 @@ made on a few regions (text-like clutter) where its two members disagree. The pl
 over every pixel is ruled by easy background: run 4's term hardly fell in 600 steps. Here it averages only the
 5 % of a batch's pixels where student and teacher differ most (TRAIN.DISTILL.HARD_FRACTION), as DB's BCE mines
 its hard negatives; the weight is scaled down so the term starts near run 4's share of the loss. Backbone frozen.
+
+Result (run 7 in docs/distillation.md): epoch 1 P 0.785 R 0.778 H 0.781 (run 4's epoch 1: 0.792); stopped at step 166.
 """
 from pathlib import Path
 
