@@ -99,7 +99,8 @@ class DBNet(PresetMixin, keras.Model):
         layers = [layer for part in parts for layer in self._layers_of(part)]
         for layer in layers:
             layer.trainable = False
-        weights = {weight.path: weight for layer in layers for weight in layer.weights}   # "backbone" + a prefix
+        # by path: overlapping entries ("backbone" and "backbone/stage1") count each weight once
+        weights = {weight.path: weight for layer in layers for weight in layer.weights}
         return sum(int(np.prod(weight.shape)) for weight in weights.values())
 
     def _layers_of(self, part):
