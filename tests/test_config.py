@@ -37,7 +37,8 @@ def test_loaded_configs_are_independent():
 @pytest.fixture
 def data_roots(tmp_path, monkeypatch):
     """The dataset variables the recipes read, pointed at a folder of this test (no real data needed)."""
-    roots = {"ICDAR2015_ROOT": tmp_path / "ic15", "MSRA_TD500_ROOT": tmp_path / "td500"}
+    roots = {"ICDAR2015_ROOT": tmp_path / "ic15", "MSRA_TD500_ROOT": tmp_path / "td500",
+             "DISTILL_SYNTH_ROOT": tmp_path / "synth"}
     for variable, path in roots.items():
         monkeypatch.setenv(variable, str(path))
     return roots
@@ -69,6 +70,18 @@ def test_recipes_take_their_data_from_the_environment(repo_root, data_roots, mon
     monkeypatch.delenv("ICDAR2015_ROOT")
     with pytest.raises(ConfigError, match="ICDAR2015_ROOT"):
         load_config(repo_root / "configs" / "ppocrv4_ic15.py")
+
+
+def test_the_synthetic_distillation_recipe_swaps_msra_for_the_synthetic_images(repo_root, data_roots):
+    """Run 4 with other teacher-only images: the labelled data and teacher as in run 4, MSRA-TD500 replaced."""
+    experiments = repo_root / "configs" / "experiments"
+    heavy = load_config(experiments / "ppocrv4_ic15_distill_heavy.py")
+    synth = load_config(experiments / "ppocrv4_ic15_distill_synth.py")
+    assert [spec["images"] for spec in heavy.DATA.TRAIN][1] == str(data_roots["MSRA_TD500_ROOT"] / "imgs")
+    assert [spec["images"] for spec in synth.DATA.TRAIN] == [heavy.DATA.TRAIN[0]["images"],
+                                                            str(data_roots["DISTILL_SYNTH_ROOT"] / "images")]
+    assert synth.DATA.TRAIN[1]["format"] == "images" and synth.DATA.TRAIN[1]["ratio"] == heavy.DATA.TRAIN[1]["ratio"]
+    assert synth.TRAIN.DISTILL == heavy.TRAIN.DISTILL and synth.TRAIN.FREEZE == heavy.TRAIN.FREEZE
 
 
 @pytest.mark.parametrize("override, words", [

@@ -10,7 +10,8 @@ TRAIN.DISTILL.WEIGHT 30 (about a quarter of the loss) and the threshold-map term
 MSRA-TD500 train images labelled by the teacher alone when MSRA_TD500_ROOT is set.
 
 Result (run 4 in docs/distillation.md): validation H per epoch 0.792 0.787 0.793 0.790 (shipped model: 0.795);
-best epoch vs the shipped model, paired: -0.0021 (95 % interval -0.0164 .. +0.0113).
+best epoch vs the shipped model, paired: -0.0021 (95 % interval -0.0164 .. +0.0113). Without MSRA_TD500_ROOT
+(run 10, 4 x 112 steps): 0.787 0.792 0.797 0.799, paired +0.0035 (-0.0069 .. +0.0124).
 """
 from pathlib import Path
 

@@ -13,6 +13,10 @@ Adam 1e-3 with 100 warm-up steps and poly decay to zero) over 16 epochs of 150 s
 plus run 4's teacher terms (probability KL weight 30, threshold L1 weight 10) and MSRA-TD500 images labelled by
 the teacher alone. The threshold branch of ppocrv4_mobile is fresh, so its BatchNorm learns. Its last stage
 would be stage 10's frozen-backbone anneal (configs/ppocrv4_ic15.py) with the same teacher.
+
+Result (run 8 in docs/distillation.md): validation H per epoch 0.423 0.507 0.650 0.720 0.731 0.746 0.775 0.777
+0.775 0.772 0.776 0.785 0.776 0.778 0.777 0.778: below the shipped model (0.795); the anneal
+(ppocrv4_ic15_distill_long_anneal.py) ends 0.776.
 """
 from pathlib import Path
 
