@@ -77,7 +77,7 @@ def test_the_synthetic_distillation_recipe_swaps_msra_for_the_synthetic_images(r
     experiments = repo_root / "configs" / "experiments"
     heavy = load_config(experiments / "ppocrv4_ic15_distill_heavy.py")
     synth = load_config(experiments / "ppocrv4_ic15_distill_synth.py")
-    assert [spec["images"] for spec in heavy.DATA.TRAIN][1] == str(data_roots["MSRA_TD500_ROOT"] / "imgs")
+    assert heavy.DATA.TRAIN[1]["images"] == str(data_roots["MSRA_TD500_ROOT"] / "imgs")
     assert [spec["images"] for spec in synth.DATA.TRAIN] == [heavy.DATA.TRAIN[0]["images"],
                                                             str(data_roots["DISTILL_SYNTH_ROOT"] / "images")]
     assert synth.DATA.TRAIN[1]["format"] == "images" and synth.DATA.TRAIN[1]["ratio"] == heavy.DATA.TRAIN[1]["ratio"]
