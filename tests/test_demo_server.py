@@ -19,7 +19,7 @@ import pytest
 from db_tf import TextDetector
 from db_tf.cli import demo as demo_cli
 from db_tf.demo import DemoApp, serve_in_thread
-from db_tf.demo.server import STATIC_DIR, ByteBudgetCache, unique_stems
+from db_tf.demo.server import STATIC_DIR, ByteBudgetCache
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -199,13 +199,13 @@ def test_export_json_and_icdar_zip(server, detector):
     items = [{"id": first, "preset": "red"}, {"id": second, "preset": "red", "settings": {"box_thresh": 0.9}}]
     status, content = call(server, "/api/export", {"format": "json", "items": items})
     assert status == 200
-    assert content == {"scene": {"name": "scene.png", **detector.detect(data).to_json()},
-                       "scene_2": {"name": "scene.jpg", **detector.detect(data, box_thresh=0.9).to_json()}}
+    assert content == {"scene.png": {"name": "scene.png", **detector.detect(data).to_json()},
+                       "scene.jpg": {"name": "scene.jpg", **detector.detect(data, box_thresh=0.9).to_json()}}
     status, archive = call(server, "/api/export", {"format": "icdar", "items": items})
     with zipfile.ZipFile(io.BytesIO(archive)) as files:
-        assert files.namelist() == ["res_scene.txt", "res_scene_2.txt"]
-        assert files.read("res_scene.txt").decode() == detector.detect(data).to_icdar()
-        assert files.read("res_scene_2.txt").decode() == detector.detect(data, box_thresh=0.9).to_icdar()
+        assert files.namelist() == ["res_scene.png.txt", "res_scene.jpg.txt"]   # as inference.py names them
+        assert files.read("res_scene.png.txt").decode() == detector.detect(data).to_icdar()
+        assert files.read("res_scene.jpg.txt").decode() == detector.detect(data, box_thresh=0.9).to_icdar()
 
 
 def test_page_is_served_and_needs_no_network(server):
@@ -236,10 +236,6 @@ def test_byte_budget_cache_evicts_least_recently_used():
     assert (cache.get("b"), cache.get("a"), cache.get("c"), cache.total_bytes()) == (None, 1, 3, 8)
     cache.put("huge", 4, 100)           # alone over budget: kept, everything else goes
     assert len(cache) == 1 and cache.get("huge") == 4
-
-
-def test_unique_stems():
-    assert unique_stems(["a.jpg", "a.png", "A.tif", "b.jpg", ""]) == ["a", "a_2", "A_3", "b", "image"]
 
 
 def test_cli_options_and_preset_labels(tmp_path, capsys):

@@ -57,14 +57,6 @@ def test_inputs_sharing_a_stem_keep_their_own_results_and_figures(tmp_path, pixe
         f"{stem}_{kind}.jpg" for stem in ("x.jpg", "x.png", "X.bmp", "y") for kind in kinds)
 
 
-def test_output_stems_are_unique():
-    from pathlib import Path
-    paths = [Path(n) for n in ("a.jpg", "a.png", "b.jpg", "B.png", "c.tif")]
-    names = inference.output_stems(paths)
-    assert names == {Path("a.jpg"): "a.jpg", Path("a.png"): "a.png", Path("b.jpg"): "b.jpg",
-                     Path("B.png"): "B.png", Path("c.tif"): "c"}
-
-
 # ---------------------------------------------------------------------- 3. bounded memory
 def test_decoding_refuses_a_pixel_bomb_before_allocating_it(tmp_path):
     bomb = tmp_path / "bomb.png"

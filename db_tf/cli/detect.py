@@ -31,6 +31,7 @@ from db_tf import defaults
 from db_tf.cli.common import add_verbose_flag, positive_float, positive_int, start_tensorflow, unit_interval
 from db_tf.config import ConfigError, add_config_args, config_from_args
 from db_tf.data.image_io import list_images
+from db_tf.output_names import output_stems
 
 FORMATS = ("json", "icdar", "txt")
 
@@ -109,16 +110,6 @@ def detector_from_args(args, cfg):
                                     precision=getattr(args, "precision", defaults.PRECISION), **flags)
 
 
-def output_stems(paths):
-    """path -> the name its outputs are written under: the file's stem, or its whole name where two inputs
-    share a stem (x.jpg and x.png -> "x.jpg", "x.png"), so no input's results overwrite another's. Stems
-    are compared case-insensitively: on such file systems X.json and x.json are one file."""
-    counts = {}
-    for path in paths:
-        counts[path.stem.casefold()] = counts.get(path.stem.casefold(), 0) + 1
-    return {path: path.stem if counts[path.stem.casefold()] == 1 else path.name for path in paths}
-
-
 def write_detections(out_dir, stem, detections, fmt):
     """Write one image's detections in the chosen format; returns the file path."""
     out_dir = Path(out_dir)
@@ -174,7 +165,7 @@ def main(argv=None, default_config=None, prog=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     Path(args.output).mkdir(parents=True, exist_ok=True)
-    stems = output_stems(images)
+    stems = dict(zip(images, output_stems([path.name for path in images])))
     failed = 0
     for start in range(0, len(images), args.batch_size):
         paths = images[start:start + args.batch_size]

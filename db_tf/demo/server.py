@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from db_tf.data import image_io
+from db_tf.output_names import output_stems
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -244,7 +245,7 @@ class DemoApp:
             if not isinstance(item, dict):
                 raise DemoError(HTTPStatus.BAD_REQUEST, "each export item is an object {id, preset, settings}")
             named.append(self.detections(item.get("id"), item.get("preset"), item.get("settings")))
-        stems = unique_stems([upload.name for upload, _ in named])
+        stems = output_stems([upload.name for upload, _ in named])
         if fmt == "json":
             content = {stem: {"name": upload.name, **result.to_json()}
                        for stem, (upload, result) in zip(stems, named)}
@@ -292,16 +293,6 @@ def safe_name(name):
     base = PurePosixPath(str(name or "").replace("\\", "/")).name
     base = "".join(c for c in base if c.isprintable())[:200].strip()
     return base if base and base not in (".", "..") else "upload"
-
-
-def unique_stems(names):
-    """File stems for the export, made unique (a.jpg, a.png -> a, a_2)."""
-    seen, stems = {}, []
-    for name in names:
-        stem = PurePosixPath(name).stem or "image"
-        seen[stem.casefold()] = seen.get(stem.casefold(), 0) + 1
-        stems.append(stem if seen[stem.casefold()] == 1 else f"{stem}_{seen[stem.casefold()]}")
-    return stems
 
 
 # ---------------------------------------------------------------------------------------- HTTP
